@@ -1,0 +1,1 @@
+"""The real single-node stack (Kafka, PostgreSQL, Redis) that `make up` starts."""

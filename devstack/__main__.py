@@ -1,0 +1,105 @@
+"""`python -m devstack up|down|status`: the real single-node stack behind `make up`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from functools import partial
+
+from devstack import compose
+from devstack.errors import StackError
+from devstack.kafka import Kafka
+from devstack.postgres import Postgres
+from devstack.probes import PROBES, wait_ready
+from devstack.redis_server import Redis
+from devstack.service import LocalService
+from stream.settings import Settings, get_settings
+
+logger = logging.getLogger("devstack")
+
+
+def local_services(settings: Settings) -> list[LocalService]:
+    # Postgres and Redis first: they come up in a second while the JVM warms up.
+    return [Postgres(settings), Redis(settings), Kafka(settings)]
+
+
+def chosen_mode(settings: Settings) -> str:
+    if settings.stack_mode != "auto":
+        return settings.stack_mode
+    return "docker" if compose.docker_available() else "local"
+
+
+def cmd_up(settings: Settings) -> None:
+    mode = chosen_mode(settings)
+    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    (settings.stack_dir / "mode").write_text(mode)
+    if mode == "docker":
+        compose.up(settings)
+        for name, probe in PROBES.items():
+            result = wait_ready(name, partial(probe, settings), settings.stack_timeout_s, None)
+            print(f"{name:9} up   {result.detail}")
+        return
+    for service in local_services(settings):
+        result = service.up()
+        print(f"{service.name:9} up   pid {service.pid()}  {result.detail}  log {service.log}")
+
+
+def cmd_down(settings: Settings) -> None:
+    mode_file = settings.stack_dir / "mode"
+    mode = mode_file.read_text().strip() if mode_file.exists() else "local"
+    if mode == "docker":
+        compose.down(settings)
+    else:
+        for service in reversed(local_services(settings)):
+            stopped = service.down()
+            print(f"{service.name:9} {'stopped' if stopped else 'was not running'}")
+    mode_file.unlink(missing_ok=True)
+
+
+def cmd_status(settings: Settings) -> int:
+    mode_file = settings.stack_dir / "mode"
+    mode = mode_file.read_text().strip() if mode_file.exists() else "none"
+    print(f"stack mode: {mode}")
+    if mode == "docker":
+        print(compose.status(settings))
+    pids = {s.name: s.pid() for s in local_services(settings)} if mode != "docker" else {}
+    pg, rd = settings.postgres, settings.redis
+    endpoints = {
+        "kafka": settings.kafka_bootstrap_servers,
+        "postgres": f"{pg.host}:{pg.port}/{pg.database}",
+        "redis": f"{rd.host}:{rd.port}/{rd.db}",
+    }
+    healthy = True
+    for name, probe in PROBES.items():
+        result = probe(settings)
+        healthy &= result.ok
+        pid = pids.get(name)
+        where = f"pid {pid}" if pid else ("container" if mode == "docker" else "not ours")
+        state = "up" if result.ok else "DOWN"
+        print(f"{name:9} {state:5} {endpoints[name]:28} {where:12} {result.detail}")
+    return 0 if healthy else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    settings = get_settings()
+    try:
+        if args.command == "up":
+            cmd_up(settings)
+        elif args.command == "down":
+            cmd_down(settings)
+        else:
+            return cmd_status(settings)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

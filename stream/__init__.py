@@ -1,0 +1,1 @@
+"""Aurora Features: Kafka events to exact windowed features in Feast's Redis and Postgres."""

@@ -1,0 +1,38 @@
+"""`python -m stream COMMAND`: the entry point of every Aurora Features command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from stream.settings import get_settings
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from stream.migrate import MigrationError, load_migrations, migrate
+
+    settings = get_settings()
+    try:
+        applied = migrate(settings.postgres_conninfo(), load_migrations())
+    except MigrationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"migrations: {len(applied)} applied" + (f" ({applied})" if applied else ", up to date"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stream", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply the versioned SQL migrations").set_defaults(
+        run=cmd_migrate
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

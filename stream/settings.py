@@ -1,0 +1,141 @@
+"""One settings object, read from AURORA_* environment variables, for every component."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+@dataclass(frozen=True)
+class PostgresParts:
+    """A Postgres DSN split into the fields Feast's config and psycopg want separately."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+
+
+@dataclass(frozen=True)
+class RedisParts:
+    """A Redis URL split into the fields the local stack and Feast's connection string need."""
+
+    host: str
+    port: int
+    db: int
+    password: str
+    ssl: bool
+
+
+class Settings(BaseSettings):
+    """Endpoints and knobs. Defaults point at the local stack that `make up` starts."""
+
+    model_config = SettingsConfigDict(env_prefix="AURORA_", frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    # Only the local stack uses this: the KRaft controller listener of the single-node broker.
+    kafka_controller_port: int = 19093
+
+    postgres_dsn: SecretStr = SecretStr("postgresql://aurora@127.0.0.1:15432/aurora")
+    # "prefer" matches libpq: TLS when the server offers it. Production sets verify-full.
+    postgres_sslmode: SslMode = "prefer"
+
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:16379/0")
+
+    # Where the local stack keeps jars, data, pid files and logs (git-ignored).
+    stack_dir: Path = Path(".stack")
+    # auto: Docker Compose when a Docker engine answers, the local stack otherwise.
+    stack_mode: Literal["auto", "docker", "local"] = "auto"
+    # Seconds `make up` waits for each service before it fails with the log's tail.
+    stack_timeout_s: float = 120.0
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _servers_have_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"bootstrap server {server!r} is not host:port")
+        return value
+
+    @field_validator("postgres_dsn")
+    @classmethod
+    def _dsn_is_postgres_url(cls, value: SecretStr) -> SecretStr:
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            raise ValueError("postgres_dsn must look like postgresql://user:password@host:port/db")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _url_is_redis_url(cls, value: SecretStr) -> SecretStr:
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError("redis_url must look like redis://[:password@]host:port/db")
+        return value
+
+    @property
+    def kafka_servers(self) -> list[tuple[str, int]]:
+        """Bootstrap servers as (host, port) pairs."""
+        pairs = []
+        for server in self.kafka_bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            pairs.append((host, int(port)))
+        return pairs
+
+    @property
+    def postgres(self) -> PostgresParts:
+        parts = urlsplit(self.postgres_dsn.get_secret_value())
+        return PostgresParts(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            database=unquote(parts.path.lstrip("/")) or "postgres",
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password or ""),
+        )
+
+    @property
+    def redis(self) -> RedisParts:
+        parts = urlsplit(self.redis_url.get_secret_value())
+        db = parts.path.lstrip("/")
+        return RedisParts(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 6379,
+            db=int(db) if db else 0,
+            password=unquote(parts.password or ""),
+            ssl=parts.scheme == "rediss",
+        )
+
+    def postgres_conninfo(self, database: str | None = None) -> str:
+        """A libpq connection string (psycopg2 and psycopg accept it), with the sslmode applied."""
+        pg = self.postgres
+        fields = {
+            "host": pg.host,
+            "port": str(pg.port),
+            "dbname": database or pg.database,
+            "user": pg.user,
+            "sslmode": self.postgres_sslmode,
+        }
+        if pg.password:
+            fields["password"] = pg.password
+        return " ".join(f"{key}={_quote_conninfo(value)}" for key, value in fields.items())
+
+
+def _quote_conninfo(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

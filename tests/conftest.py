@@ -1,0 +1,161 @@
+"""Session fixtures handing every test real Kafka, PostgreSQL and Redis endpoints.
+
+With a reachable Docker engine the servers are testcontainers; otherwise they are the local stack
+that `make up` started. If neither answers, the run stops at once and says to run `make up`.
+Each test gets its own topics, Postgres schema and Redis key prefix; the session its own database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import psycopg2
+import pytest
+import redis
+from kafka.admin import KafkaAdminClient, NewTopic
+from psycopg2 import sql
+from pydantic import SecretStr
+
+from devstack.compose import docker_available
+from devstack.probes import PROBES
+from stream.migrate import load_migrations, migrate
+from stream.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Where the servers of this test session are, and what kind they are."""
+
+    backend: str
+    settings: Settings
+
+
+def _backend() -> str:
+    return "containers" if docker_available() else "local stack"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"aurora stack: {config.stash.setdefault(_BACKEND, _backend())}"
+
+
+_BACKEND = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session")
+def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
+    backend = pytestconfig.stash.setdefault(_BACKEND, _backend())
+    with ExitStack() as cleanup:
+        if backend == "containers":
+            from tests.containers import containers
+
+            os.environ.update(cleanup.enter_context(containers()))
+            get_settings.cache_clear()
+        base = get_settings()
+        down = {name: r for name, p in PROBES.items() if not (r := p(base)).ok}
+        if down:
+            details = "\n".join(f"  {name}: {r.detail}" for name, r in down.items())
+            pytest.exit(
+                f"the integration tests need real Kafka, PostgreSQL and Redis, and these do not "
+                f"answer:\n{details}\nRun `make up` (or `make test`, which runs it) first.",
+                returncode=3,
+            )
+        settings = cleanup.enter_context(_session_database(base))
+        print(
+            f"\naurora stack: {backend}: kafka {settings.kafka_bootstrap_servers}, "
+            f"postgres {settings.postgres.host}:{settings.postgres.port}/"
+            f"{settings.postgres.database}, redis {settings.redis.host}:{settings.redis.port}"
+        )
+        yield Stack(backend, settings)
+
+
+@contextmanager
+def _session_database(base: Settings) -> Iterator[Settings]:
+    """A fresh database for this session, migrated, dropped at the end."""
+    name = f"aurora_test_{uuid.uuid4().hex[:10]}"
+    _admin(base, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        dsn = base.postgres_dsn.get_secret_value().rsplit("/", 1)[0] + f"/{name}"
+        settings = base.model_copy(update={"postgres_dsn": SecretStr(dsn)})
+        migrate(settings.postgres_conninfo(), load_migrations())
+        yield settings
+    finally:
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        _admin(base, drop)
+
+
+def _admin(settings: Settings, statement: sql.Composed) -> None:
+    conn = psycopg2.connect(settings.postgres_conninfo())
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Stack) -> Settings:
+    return stack.settings
+
+
+@pytest.fixture
+def unique() -> str:
+    """A name no other test uses: a safe identifier for topics, schemas and key prefixes."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def kafka_topic(settings: Settings, unique: str) -> Iterator[Callable[..., str]]:
+    """Factory: create a uniquely named topic; every topic made is deleted after the test."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    made: list[str] = []
+
+    def make(suffix: str = "events", partitions: int = 4) -> str:
+        name = f"{unique}.{suffix}"
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        made.append(name)
+        return name
+
+    yield make
+    if made:
+        admin.delete_topics(made)
+    admin.close()
+
+
+@pytest.fixture
+def pg_conn(settings: Settings) -> Iterator[psycopg2.extensions.connection]:
+    conn = psycopg2.connect(settings.postgres_conninfo())
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def pg_schema(pg_conn: psycopg2.extensions.connection, unique: str) -> Iterator[str]:
+    """A schema of this test's own, dropped with everything in it afterwards."""
+    with pg_conn, pg_conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(unique)))
+    yield unique
+    pg_conn.rollback()
+    with pg_conn, pg_conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(unique)))
+
+
+@pytest.fixture
+def redis_client(settings: Settings) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_client: redis.Redis, unique: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"{unique}:"
+    yield prefix
+    keys = list(redis_client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        redis_client.delete(*keys)

@@ -1,0 +1,61 @@
+"""Settings: defaults, parsing of DSN and URL, and clear errors for bad values."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from stream.settings import Settings
+
+
+def test_defaults_point_at_the_local_stack() -> None:
+    settings = Settings()
+    assert settings.kafka_servers == [("127.0.0.1", 19092)]
+    assert (settings.postgres.host, settings.postgres.port) == ("127.0.0.1", 15432)
+    assert (settings.redis.host, settings.redis.port, settings.redis.db) == ("127.0.0.1", 16379, 0)
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AURORA_KAFKA_BOOTSTRAP_SERVERS", "k1:9092, k2:9093")
+    monkeypatch.setenv("AURORA_POSTGRES_DSN", "postgresql://feast:p%40ss@db.internal:6543/features")
+    monkeypatch.setenv("AURORA_POSTGRES_SSLMODE", "verify-full")
+    monkeypatch.setenv("AURORA_REDIS_URL", "rediss://:s3cret@cache:6380/2")
+    settings = Settings()
+    assert settings.kafka_servers == [("k1", 9092), ("k2", 9093)]
+    pg = settings.postgres
+    assert (pg.host, pg.port, pg.database, pg.user, pg.password) == (
+        "db.internal",
+        6543,
+        "features",
+        "feast",
+        "p@ss",
+    )
+    assert "sslmode='verify-full'" in settings.postgres_conninfo()
+    assert settings.redis.ssl and settings.redis.password == "s3cret" and settings.redis.db == 2
+
+
+def test_secrets_are_masked_when_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AURORA_POSTGRES_DSN", "postgresql://u:topsecret@h:5432/d")
+    monkeypatch.setenv("AURORA_REDIS_URL", "redis://:alsosecret@h:6379/0")
+    text = f"{Settings()!r} {Settings()}"
+    assert "topsecret" not in text and "alsosecret" not in text
+
+
+def test_conninfo_quotes_awkward_passwords() -> None:
+    settings = Settings(postgres_dsn="postgresql://u:it%27s%20a%20pass@h:5432/d")
+    assert "password='it\\'s a pass'" in settings.postgres_conninfo()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("kafka_bootstrap_servers", "localhost", "is not host:port"),
+        ("postgres_dsn", "mysql://h/d", "postgresql://"),
+        ("redis_url", "http://h:6379", "redis://"),
+        ("postgres_sslmode", "sometimes", "Input should be"),
+        ("stack_mode", "kubernetes", "Input should be"),
+    ],
+)
+def test_bad_values_are_refused_with_a_reason(field: str, value: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings.model_validate({field: value})
