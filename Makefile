@@ -59,5 +59,6 @@ replay: apply    ## rebuild feature history from the raw-event archive
 bench: apply     ## benchmarks with side-by-side baselines
 	@echo "make bench: arrives with issue #7"
 
-clean: down      ## remove the venv and all local stack data
+clean:           ## stop the stack, remove its data and the venv
+	@if [ -x $(PY) ]; then $(PY) -m devstack clean; fi
 	rm -rf $(VENV) .stack

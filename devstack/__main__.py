@@ -1,9 +1,10 @@
-"""`python -m devstack up|down|status`: the real single-node stack behind `make up`."""
+"""`python -m devstack up|down|status|clean`: the real single-node stack behind `make up`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from functools import partial
 
@@ -57,6 +58,18 @@ def cmd_down(settings: Settings) -> None:
     mode_file.unlink(missing_ok=True)
 
 
+def cmd_clean(settings: Settings) -> None:
+    """Stop the stack and delete its state, including data kept outside .stack/ for access."""
+    cmd_down(settings)
+    root = settings.stack_dir
+    if root.exists():
+        for entry in root.iterdir():
+            if entry.is_symlink():
+                shutil.rmtree(entry.resolve(), ignore_errors=True)
+        shutil.rmtree(root)
+    print(f"removed {root}")
+
+
 def cmd_status(settings: Settings) -> int:
     mode_file = settings.stack_dir / "mode"
     mode = mode_file.read_text().strip() if mode_file.exists() else "none"
@@ -83,7 +96,7 @@ def cmd_status(settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "clean"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -93,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_up(settings)
         elif args.command == "down":
             cmd_down(settings)
+        elif args.command == "clean":
+            cmd_clean(settings)
         else:
             return cmd_status(settings)
     except StackError as exc:
