@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     # Only the local stack uses this: the KRaft controller listener of the single-node broker.
     kafka_controller_port: int = 19093
 
+    # Topics are "<prefix>.<event type>" (aurora.activity, ...) plus "<prefix>.dlq".
+    topic_prefix: str = "aurora"
+    topic_partitions: int = 4
+    topic_replication_factor: int = 1
+
     postgres_dsn: SecretStr = SecretStr("postgresql://aurora@127.0.0.1:15432/aurora")
     # "prefer" matches libpq: TLS when the server offers it. Production sets verify-full.
     postgres_sslmode: SslMode = "prefer"
@@ -82,6 +87,13 @@ class Settings(BaseSettings):
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise ValueError("redis_url must look like redis://[:password@]host:port/db")
         return value
+
+    def topic_for(self, event_type: str) -> str:
+        return f"{self.topic_prefix}.{event_type}"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic_prefix}.dlq"
 
     @property
     def kafka_servers(self) -> list[tuple[str, int]]:
