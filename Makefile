@@ -39,8 +39,8 @@ status: install  ## what runs where
 migrate: up      ## apply the versioned SQL migrations
 	$(PY) -m stream migrate
 
-apply: migrate   ## register the feature repository with Feast
-	@echo "feast apply: the feature repository arrives with issue #3"
+apply: migrate   ## register the feature repository with Feast (feast apply)
+	$(PY) -m stream feast apply
 
 lint: install    ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from stream import cli_feast
 from stream.settings import get_settings
 
 
@@ -14,7 +15,9 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
     settings = get_settings()
     try:
-        applied = migrate(settings.postgres_conninfo(), load_migrations())
+        applied = migrate(
+            settings.postgres_conninfo(), load_migrations(), schema=settings.postgres_schema
+        )
     except MigrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -28,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply the versioned SQL migrations").set_defaults(
         run=cmd_migrate
     )
+    cli_feast.register(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     code: int = args.run(args)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -56,6 +56,14 @@ class Settings(BaseSettings):
 
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:16379/0")
 
+    # Feast: the project namespaces every key in Redis; the SQL registry (in Postgres) lets several
+    # workers and feature servers share one registry, the file registry suits one machine.
+    feast_project: str = "aurora_features"
+    feast_registry_type: Literal["file", "sql"] = "file"
+    feast_registry_path: str = "data/registry.db"
+    postgres_schema: str = "public"
+    feast_repo_path: Path = Field(default_factory=lambda: _default_repo_path())
+
     # Where the local stack keeps jars, data, pid files and logs (git-ignored).
     stack_dir: Path = Path(".stack")
     # auto: Docker Compose when a Docker engine answers, the local stack otherwise.
@@ -87,6 +95,14 @@ class Settings(BaseSettings):
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise ValueError("redis_url must look like redis://[:password@]host:port/db")
         return value
+
+    def to_env(self) -> dict[str, str]:
+        """The AURORA_* variables that reproduce these settings in a child process (secrets too)."""
+        env = {}
+        for name, value in self.model_dump().items():
+            plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+            env[f"AURORA_{name.upper()}"] = str(plain)
+        return env
 
     def topic_for(self, event_type: str) -> str:
         return f"{self.topic_prefix}.{event_type}"
@@ -140,6 +156,12 @@ class Settings(BaseSettings):
         if pg.password:
             fields["password"] = pg.password
         return " ".join(f"{key}={_quote_conninfo(value)}" for key, value in fields.items())
+
+
+def _default_repo_path() -> Path:
+    # A source checkout keeps the feature repository beside the stream package.
+    beside = Path(__file__).resolve().parent.parent / "feature_repo"
+    return beside if beside.is_dir() else Path("feature_repo").resolve()
 
 
 def _quote_conninfo(value: str) -> str:

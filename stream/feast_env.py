@@ -1,0 +1,63 @@
+"""Bridge from Settings to Feast: the variables feature_store.yaml reads, and an opened store."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from stream.settings import Settings
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+
+def feast_environment(settings: Settings) -> dict[str, str]:
+    """The ${AURORA_*} variables feature_store.yaml substitutes, derived from the settings."""
+    pg = settings.postgres
+    redis = settings.redis
+    redis_params = [f"{redis.host}:{redis.port}", f"db={redis.db}"]
+    if redis.password:
+        redis_params.append(f"password={redis.password}")
+    if redis.ssl:
+        redis_params.append("ssl=true")
+    if settings.feast_registry_type == "sql":
+        credentials = quote(pg.user, safe="")
+        if pg.password:
+            credentials += ":" + quote(pg.password, safe="")
+        registry_path = (
+            f"postgresql+psycopg://{credentials}@{pg.host}:{pg.port}/{quote(pg.database)}"
+            f"?sslmode={settings.postgres_sslmode}"
+        )
+    else:
+        registry_path = settings.feast_registry_path
+    return {
+        "AURORA_FEAST_PROJECT": settings.feast_project,
+        "AURORA_FEAST_REGISTRY_TYPE": settings.feast_registry_type,
+        "AURORA_FEAST_REGISTRY_PATH": registry_path,
+        "AURORA_REDIS_CONNECTION_STRING": ",".join(redis_params),
+        "AURORA_PG_HOST": pg.host,
+        "AURORA_PG_PORT": str(pg.port),
+        "AURORA_PG_DATABASE": pg.database,
+        "AURORA_PG_SCHEMA": settings.postgres_schema,
+        "AURORA_PG_USER": pg.user,
+        "AURORA_PG_PASSWORD": pg.password,
+        "AURORA_PG_SSLMODE": settings.postgres_sslmode,
+    }
+
+
+def export_feast_environment(settings: Settings) -> None:
+    """Export the variables here, and put the repo on sys.path as Feast's CLI does."""
+    os.environ.update(feast_environment(settings))
+    repo = str(settings.feast_repo_path)
+    if repo not in sys.path:
+        sys.path.append(repo)
+
+
+def open_store(settings: Settings) -> FeatureStore:
+    """A FeatureStore on the feature repository, configured from the settings."""
+    from feast import FeatureStore
+
+    export_feast_environment(settings)
+    return FeatureStore(repo_path=str(settings.feast_repo_path))
