@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from stream import cli_feast
+from stream import cli_events, cli_feast
 from stream.settings import get_settings
 
 
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         run=cmd_migrate
     )
     cli_feast.register(commands)
+    cli_events.register(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     code: int = args.run(args)
