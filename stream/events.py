@@ -68,10 +68,6 @@ class EventValidationError(ValueError):
         return (type(self), (self.field, self.rule, self.detail, self.event_type, self.index))
 
 
-def schema_path(event_type: str) -> Path:
-    return SCHEMA_DIR / f"{event_type}.v{SCHEMA_VERSION}.json"
-
-
 @cache
 def load_schema(name: str) -> Mapping[str, Any]:
     """One schema document by file stem ("envelope.v1", "sleep.v1"), parsed once."""
@@ -113,8 +109,11 @@ def _timestamp_pattern() -> re.Pattern[str]:
 def parse_timestamp(text: str) -> datetime:
     """Parse an RFC 3339 date-time with an offset into an aware datetime, or raise ValueError."""
     if not _timestamp_pattern().fullmatch(text):
-        raise ValueError("is not an RFC 3339 date-time with an offset")
-    moment, _ = _real_instant(text)
+        raise ValueError(f"{text[:40]!r} is not an RFC 3339 date-time with an offset")
+    try:
+        moment, _ = _real_instant(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} {exc}") from None
     return moment
 
 

@@ -18,7 +18,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
 import orjson
 
@@ -68,12 +68,13 @@ class GeneratorConfig:
         return f"{self.user_prefix}{index:05d}"
 
 
-@dataclass(frozen=True, slots=True)
-class GeneratedEvent:
+class GeneratedEvent(NamedTuple):
     """One message as it goes on the wire, with what a test needs to know about it.
 
     `event_type` is the type the message claims (its topic) even when the bytes are garbage;
     `key` is the Kafka key the app would use; `user_id` is None when it cannot be read back.
+    A NamedTuple rather than a frozen dataclass: as immutable, and four times cheaper to build,
+    which shows at one per message.
     """
 
     raw: bytes
