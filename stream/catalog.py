@@ -7,6 +7,10 @@ and the tests check each of those against it.
 Windows are in event time. A window of length W at time T covers the events whose timestamp lies
 in [tile_start(T) + TILE - W, T]: the tile holding T and the W/TILE - 1 whole tiles before it, with
 TILE = 1 hour. So a "24h" feature at 14:25 counts events from 15:00 the day before up to 14:25.
+
+T is the row's time: max(event time, previous row time + 1 microsecond) for rows an event causes,
+the sweep time for rows the idle sweep writes (stream/state.py). With no qualifying event in the
+window, counts and sums are 0, averages and ratios null, and scores as each definition says.
 """
 
 from __future__ import annotations
@@ -73,8 +77,9 @@ class FeatureSpec:
     column: str | None
     dtype: Dtype
     definition: str
-    # Rows where the window holds no qualifying event: counts are 0, averages and scores null.
     unit: str = ""
+    # COUNT of the events whose categorical `column` has this value (posts_7d: action = post).
+    value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,8 +205,8 @@ FEATURES: Final[tuple[FeatureSpec, ...]] = (
                 "Number of sleep sessions (naps included) in the window."),
     FeatureSpec("sleep_debt_minutes", _S, ("sleep",), D7, C.SCORE, "duration_minutes",
                 "float64", "Minutes short of 8 hours per logged session over the last 7 days: "
-                "max(0, 480 x sessions - total minutes). Nights not logged add no debt: a "
-                "missing log is not a missing night.", "minutes"),
+                "max(0, 480 x sessions - total minutes); null without sessions. Nights not "
+                "logged add no debt: a missing log is not a missing night.", "minutes"),
     FeatureSpec("sleep_quality_score", _S, ("sleep",), D7, C.MEAN, "session_quality",
                 "float64", "Mean over the window's sessions of 0.5 x min(1, duration / 480) + "
                 "0.25 x efficiency + 0.25 x min(1, (deep + rem) / (0.45 x duration)), where "
@@ -229,26 +234,30 @@ FEATURES: Final[tuple[FeatureSpec, ...]] = (
                 "min(1, active days / (30 x 3/7)): the 30-day window is cut into 30 slices of "
                 "24 tiles counted back from T, a slice with a workout is an active day, and "
                 "three active days a week (the common guideline for regular exercise) scores "
-                "1.", "0-1"),
+                "1; no workout scores 0.", "0-1"),
     FeatureSpec("workout_variety_score_7d", _E, ("exercise",), D7, C.SCORE, "exercise_type",
                 "float64", "Shannon entropy of the window's exercise_type counts divided by "
                 "ln(8), the entropy of all eight types equally: 0 for a single type, 1 for a "
                 "perfectly even mix; null without workouts. Evenness, not just the number of "
                 "types, is what cross-training advice asks for.", "0-1"),
     FeatureSpec("high_intensity_count_7d", _E, ("exercise",), D7, C.COUNT, "intensity",
-                "int64", "Number of the window's workouts with intensity = high."),
+                "int64", "Number of the window's workouts with intensity = high.", value="high"),
     # --- social_features --------------------------------------------------------------------
     FeatureSpec("friend_count", _SO, ("social",), ALL, C.SUM, "friend_delta", "int64",
                 "friend_added minus friend_removed events over the user's whole history, "
                 "never below 0."),
     FeatureSpec("posts_7d", _SO, ("social",), D7, C.COUNT, "action", "int64",
-                "Number of the window's social events with action = post."),
+                "Number of the window's social events with action = post.",
+                value="post"),
     FeatureSpec("comments_7d", _SO, ("social",), D7, C.COUNT, "action", "int64",
-                "Number of the window's social events with action = comment."),
+                "Number of the window's social events with action = comment.",
+                value="comment"),
     FeatureSpec("likes_received_7d", _SO, ("social",), D7, C.COUNT, "action", "int64",
-                "Number of the window's social events with action = like_received."),
+                "Number of the window's social events with action = like_received.",
+                value="like_received"),
     FeatureSpec("likes_given_7d", _SO, ("social",), D7, C.COUNT, "action", "int64",
-                "Number of the window's social events with action = like_given."),
+                "Number of the window's social events with action = like_given.",
+                value="like_given"),
     FeatureSpec("social_engagement_score", _SO, ("social",), D7, C.SCORE, "engagement_weight",
                 "float64", "1 - exp(-w / 30), where w sums the window's actions weighted by "
                 "effort (post 3, comment 2, like_given 1, friend_added 1, like_received 0.5, "
@@ -260,22 +269,23 @@ FEATURES: Final[tuple[FeatureSpec, ...]] = (
                 "Comments per day over the window: comments / 7.", "per day"),
     FeatureSpec("friend_interactions_7d", _SO, ("social",), D7, C.COUNT, "target_user_id",
                 "int64", "Number of the window's comments and likes given that name a "
-                "target_user_id."),
+                "target_user_id.", value="present"),
     # --- integration_features ---------------------------------------------------------------
     FeatureSpec("active_integrations_count", _SY, ("sync",), D30, C.DISTINCT, "provider",
                 "int64", "Number of distinct providers with a sync whose status is success or "
                 "partial in the window."),
     FeatureSpec("last_sync_hours_ago", _SY, ("sync",), NOW, C.LATEST, "event_timestamp",
                 "float64", "Hours from the newest sync with status success or partial to the "
-                "row's time T (the event time, or the sweep time for rows the idle sweep "
-                "writes); null before the first such sync.", "hours"),
+                "row's time T; null before the first such sync.", "hours"),
     FeatureSpec("avg_heart_rate_7d", _SY, ("sync",), D7, C.MEAN, "heart_rate_avg", "float64",
-                "Mean heart_rate_avg over the window's syncs that carry it.", "bpm"),
+                "Mean heart_rate_avg over the window's success or partial syncs that carry "
+                "it.", "bpm"),
     FeatureSpec("avg_steps_7d", _SY, ("sync",), D7, C.MEAN, "steps", "float64",
-                "Mean steps over the window's syncs that carry it (one sync is one day's "
-                "summary).", "steps"),
+                "Mean steps over the window's success or partial syncs that carry it (one sync "
+                "is one day's summary).", "steps"),
     FeatureSpec("avg_calories_7d", _SY, ("sync",), D7, C.MEAN, "active_calories", "float64",
-                "Mean active_calories over the window's syncs that carry it.", "kcal"),
+                "Mean active_calories over the window's success or partial syncs that carry "
+                "it.", "kcal"),
     FeatureSpec("data_completeness_score", _SY, ("sync",), D7, C.SCORE, "metrics_present",
                 "float64", "present / (3 x max(n, 7)), where n counts the window's syncs with "
                 "status success or partial and present counts the metrics (heart_rate_avg, "

@@ -26,6 +26,15 @@ def cmd_feast_env(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(_: argparse.Namespace) -> int:
+    from stream.docs import write_docs
+    from stream.events import SCHEMA_DIR
+
+    changed = write_docs(SCHEMA_DIR / "README.md")
+    print(f"schemas/README.md: {'catalog table rewritten' if changed else 'up to date'}")
+    return 0
+
+
 def register(commands: Any) -> None:
     feast = commands.add_parser(
         "feast",
@@ -37,3 +46,6 @@ def register(commands: Any) -> None:
     commands.add_parser(
         "feast-env", help="print the variables feature_store.yaml reads, as shell exports"
     ).set_defaults(run=cmd_feast_env)
+    commands.add_parser(
+        "docs", help="render the feature catalog into schemas/README.md"
+    ).set_defaults(run=cmd_docs)

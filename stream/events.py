@@ -25,7 +25,15 @@ from stream.catalog import EVENT_TYPES
 
 Event = dict[str, Any]
 
-SCHEMA_DIR: Final = Path(__file__).resolve().parent.parent / "schemas"
+
+def _schema_dir() -> Path:
+    # A source checkout keeps schemas/ beside the package; an installed copy runs from a folder
+    # that has it (the Docker image's /app).
+    beside = Path(__file__).resolve().parent.parent / "schemas"
+    return beside if beside.is_dir() else Path("schemas").resolve()
+
+
+SCHEMA_DIR: Final = _schema_dir()
 SCHEMA_BASE_URI: Final = "https://schemas.aurora.invalid/events/"
 SCHEMA_VERSION: Final = 1
 # Largest message accepted, checked on the raw bytes before any parsing. A valid v1 event is

@@ -1,0 +1,153 @@
+"""From a validated event to the measures the tiles add up: pure, one function per event type.
+
+Each event becomes an `Observation`: numeric measures (summed, and squared where a standard
+deviation needs it), categorical measures (counted per value), and the all-time facts that live
+outside the windows. The names are the `column`s of stream/catalog.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from stream.catalog import SLEEP_TARGET_MINUTES, EventType
+
+# Numeric measures whose squares the tiles also keep (for a population standard deviation).
+SQUARED: Final = frozenset({"bedtime_hours_from_noon"})
+
+ENGAGEMENT_WEIGHTS: Final = {
+    "post": 3.0,
+    "comment": 2.0,
+    "like_given": 1.0,
+    "friend_added": 1.0,
+    "like_received": 0.5,
+    "friend_removed": 0.0,
+}
+SUCCESS_WEIGHTS: Final = {"success": 1.0, "partial": 0.5, "failed": 0.0}
+SYNC_METRICS: Final = ("heart_rate_avg", "steps", "active_calories")
+RESTORATIVE_SHARE_TARGET: Final = 0.45
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one event contributes. `ts_us` is the event time in microseconds since the epoch."""
+
+    event_type: EventType
+    user_id: str
+    event_id: str
+    ts_us: int
+    numbers: dict[str, float] = field(default_factory=dict)
+    categories: dict[str, str] = field(default_factory=dict)
+    friend_delta: int = 0
+    synced: bool = False
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding)."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def observe(event: Mapping[str, Any]) -> Observation:
+    """The observation of a validated event (see stream/events.py for what 'validated' means)."""
+    event_type: EventType = event["event_type"]
+    numbers, categories, extra = _DERIVE[event_type](event["payload"])
+    return Observation(
+        event_type=event_type,
+        user_id=event["user_id"],
+        event_id=event["event_id"],
+        ts_us=to_us(parse_time(event["event_timestamp"])),
+        numbers=numbers,
+        categories=categories,
+        **extra,
+    )
+
+
+Derived = tuple[dict[str, float], dict[str, str], dict[str, Any]]
+
+
+def _activity(p: Mapping[str, Any]) -> Derived:
+    numbers = {
+        "duration_minutes": float(p["duration_minutes"]),
+        "energy_level": float(p["energy_level"]),
+        "mood": float(p["mood"]),
+    }
+    return numbers, {"activity_type": p["activity_type"]}, {}
+
+
+def bedtime_hours_from_noon(sleep_start: str) -> float:
+    """Local bedtime as hours after noon, so a bedtime around midnight has no wrap-around."""
+    start = parse_time(sleep_start)
+    hour = start.hour + start.minute / 60 + start.second / 3600
+    return (hour - 12) % 24
+
+
+def session_quality(p: Mapping[str, Any]) -> float:
+    duration = float(p["duration_minutes"])
+    awake = float(p["awake_minutes"])
+    restorative = float(p["deep_sleep_minutes"]) + float(p["rem_sleep_minutes"])
+    length = min(1.0, duration / SLEEP_TARGET_MINUTES)
+    in_bed = duration + awake
+    efficiency = duration / in_bed if in_bed > 0 else 0.0
+    stages = min(1.0, restorative / (RESTORATIVE_SHARE_TARGET * duration)) if duration > 0 else 0.0
+    return 0.5 * length + 0.25 * efficiency + 0.25 * stages
+
+
+def _sleep(p: Mapping[str, Any]) -> Derived:
+    numbers = {
+        "duration_minutes": float(p["duration_minutes"]),
+        "deep_sleep_minutes": float(p["deep_sleep_minutes"]),
+        "rem_sleep_minutes": float(p["rem_sleep_minutes"]),
+        "bedtime_hours_from_noon": bedtime_hours_from_noon(p["sleep_start"]),
+        "session_quality": session_quality(p),
+    }
+    return numbers, {}, {}
+
+
+def _exercise(p: Mapping[str, Any]) -> Derived:
+    numbers = {
+        "duration_minutes": float(p["duration_minutes"]),
+        "energy_after": float(p["energy_after"]),
+    }
+    categories = {"exercise_type": p["exercise_type"], "intensity": p["intensity"]}
+    return numbers, categories, {}
+
+
+def _social(p: Mapping[str, Any]) -> Derived:
+    action = p["action"]
+    categories = {"action": action}
+    # A comment or like aimed at someone is an interaction with a friend.
+    if action in ("comment", "like_given") and p.get("target_user_id"):
+        categories["target_user_id"] = "present"
+    delta = {"friend_added": 1, "friend_removed": -1}.get(action, 0)
+    return {"engagement_weight": ENGAGEMENT_WEIGHTS[action]}, categories, {"friend_delta": delta}
+
+
+def _sync(p: Mapping[str, Any]) -> Derived:
+    status = p["status"]
+    synced = status != "failed"
+    numbers = {"success_weight": SUCCESS_WEIGHTS[status], "synced": 1.0 if synced else 0.0}
+    categories: dict[str, str] = {}
+    if synced:
+        categories["provider"] = p["provider"]
+        present = [m for m in SYNC_METRICS if p.get(m) is not None]
+        numbers["metrics_present"] = float(len(present))
+        for metric in present:
+            numbers[metric] = float(p[metric])
+    return numbers, categories, {"synced": synced}
+
+
+_DERIVE: Final[dict[str, Callable[[Mapping[str, Any]], Derived]]] = {
+    "activity": _activity,
+    "sleep": _sleep,
+    "exercise": _exercise,
+    "social": _social,
+    "sync": _sync,
+}
