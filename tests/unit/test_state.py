@@ -1,0 +1,143 @@
+"""The tile state machine against the independent pandas reference, row for row."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from stream.catalog import features_of
+from stream.derive import observe, to_us
+from stream.generator import GeneratorConfig, generate
+from stream.state import Outcome, Row, UserState
+from stream.tiles import TILE_US, tile_of
+from tests.reference import RefRow, rows_in_arrival_order
+
+START = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def valid_events(**overrides: Any) -> list[dict[str, Any]]:
+    config = GeneratorConfig(
+        **{
+            "users": 6,
+            "days": 12,
+            "seed": 7,
+            "start": START,
+            "out_of_order": 0.05,
+            "duplicates": 0.03,
+            **overrides,
+        }
+    )
+    return [g.event for g in generate(config) if g.valid and g.event is not None]
+
+
+def pipeline_rows(events: list[dict[str, Any]]) -> Iterator[Row]:
+    states: dict[tuple[str, str], UserState] = {}
+    for event in events:
+        key = (event["user_id"], event["event_type"])
+        state = states.setdefault(key, UserState(event["user_id"], event["event_type"]))
+        outcome, row = state.apply(observe(event))
+        if outcome is Outcome.APPLIED:
+            assert row is not None
+            yield row
+
+
+def assert_same(got: Row, want: RefRow) -> None:
+    assert (got.view, got.user_id, got.row_us) == (want.view, want.user_id, want.row_us)
+    for spec in features_of(got.view):
+        a, b = got.values[spec.name], want.values[spec.name]
+        if isinstance(a, float) or isinstance(b, float):
+            assert a is not None and b is not None, f"{spec.name}: {a!r} vs {b!r}"
+            assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), f"{spec.name}: {a} vs {b}"
+        else:
+            assert a == b, f"{spec.name} at {got.row_us}: {a!r} vs {b!r}"
+
+
+@pytest.mark.parametrize("seed", [1, 7])
+def test_every_row_equals_the_reference(seed: int) -> None:
+    events = valid_events(seed=seed)
+    got = list(pipeline_rows(events))
+    want = rows_in_arrival_order(events)
+    assert len(got) == len(want) > 500
+    for g, w in zip(got, want, strict=True):
+        assert_same(g, w)
+
+
+def _event(event_id: str, at: datetime, **payload: Any) -> dict[str, Any]:
+    base = {"activity_type": "walking", "duration_minutes": 30, "energy_level": 6, "mood": 7}
+    return {
+        "event_id": event_id,
+        "user_id": "u1",
+        "event_type": "activity",
+        "event_timestamp": at.isoformat(),
+        "schema_version": 1,
+        "source_app": "test",
+        "payload": {**base, **payload},
+    }
+
+
+def test_window_boundary_is_the_tile_start_24h_back() -> None:
+    state = UserState("u1", "activity")
+    t = datetime(2026, 11, 2, 14, 25, tzinfo=UTC)
+    state.apply(observe(_event("a", t - timedelta(hours=23, minutes=26))))  # 14:59 the day before
+    _, row = state.apply(observe(_event("b", t - timedelta(hours=23, minutes=24))))  # 15:01
+    assert row is not None and row.values["activity_count_24h"] == 2
+    _, row = state.apply(observe(_event("c", t)))
+    # At 14:25 the 24h window starts at 15:00 yesterday: the 14:59 event has left it.
+    assert row is not None and row.values["activity_count_24h"] == 2
+    assert row.values["activity_count_7d"] == 3
+
+
+def test_duplicates_and_too_late_events_are_not_applied() -> None:
+    state = UserState("u1", "activity")
+    now = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    assert state.apply(observe(_event("a", now)))[0] is Outcome.APPLIED
+    assert state.apply(observe(_event("a", now)))[0] is Outcome.DUPLICATE
+    old = now - timedelta(days=31)
+    assert state.apply(observe(_event("z", old)))[0] is Outcome.TOO_LATE
+    outcome, row = state.apply(observe(_event("late", now - timedelta(days=2))))
+    assert outcome is Outcome.APPLIED and row is not None
+    assert row.values["activity_count_7d"] == 2 and row.values["activity_count_24h"] == 1
+    # The late event's row is newer than the last one, so no store drops it as stale.
+    assert row.row_us == to_us(now) + 1
+
+
+def test_state_is_bounded_to_the_longest_window() -> None:
+    state = UserState("u1", "activity")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for day in range(90):
+        state.apply(observe(_event(f"e{day}", start + timedelta(days=day))))
+    assert state.newest_us is not None
+    assert len(state.tiles) <= 30
+    assert min(state.tiles) >= tile_of(state.newest_us) - 30 * 24 + 1
+
+
+def test_idle_decay_to_zero_one_day_later() -> None:
+    state = UserState("u1", "activity")
+    t = datetime(2026, 11, 2, 8, 10, tzinfo=UTC)
+    state.apply(observe(_event("a", t)))
+    later = to_us(t) + 24 * TILE_US
+    assert state.changes_by(later)
+    row = state.row_at(later)
+    assert row is not None and row.values["activity_count_24h"] == 0
+    assert row.values["activity_count_7d"] == 1
+    assert row.values["most_common_activity_24h"] is None
+
+
+def test_state_survives_serialization_mid_stream() -> None:
+    events = valid_events(users=3, days=5, seed=3)
+    half = len(events) // 2
+    states: dict[tuple[str, str], UserState] = {}
+    rows: list[Row] = []
+    for i, event in enumerate(events):
+        if i == half:  # as after a restart: only the durable bytes survive
+            states = {k: UserState.from_bytes(s.to_bytes()) for k, s in states.items()}
+        key = (event["user_id"], event["event_type"])
+        state = states.setdefault(key, UserState(*key))
+        _, row = state.apply(observe(event))
+        if row is not None:
+            rows.append(row)
+    assert rows == list(pipeline_rows(events))
