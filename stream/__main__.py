@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from stream import cli_events, cli_feast
+from stream import cli_events, cli_feast, cli_worker
 from stream.settings import get_settings
 
 
@@ -33,8 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     cli_feast.register(commands)
     cli_events.register(commands)
+    cli_worker.register(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Client libraries narrate every connection at INFO; keep their warnings only.
+    for noisy in ("kafka", "aiokafka", "feast"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     code: int = args.run(args)
     return code
 

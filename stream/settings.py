@@ -64,6 +64,21 @@ class Settings(BaseSettings):
     postgres_schema: str = "public"
     feast_repo_path: Path = Field(default_factory=lambda: _default_repo_path())
 
+    # The Faust worker. Every worker with the same app id shares the partitions of one group.
+    worker_app_id: str = "aurora-features"
+    # "memory://" keeps state in RAM, rebuilt from the changelog topic on start; "rocksdb://..."
+    # keeps it on disk (needs the rocksdict package).
+    worker_store: str = "memory://"
+    # A batch is flushed when it holds this many events or after this many seconds.
+    worker_batch_max: int = 2000
+    worker_flush_interval_s: float = 0.2
+    # How often idle users' rows are recomputed so windows decay with time.
+    worker_sweep_interval_s: float = 300.0
+    # How long the group waits for a silent worker before its partitions move to another.
+    worker_session_timeout_s: float = 30.0
+    # Faust's web server (metrics, health); 0 turns it off.
+    worker_web_port: int = 0
+
     # Where the local stack keeps jars, data, pid files and logs (git-ignored).
     stack_dir: Path = Path(".stack")
     # auto: Docker Compose when a Docker engine answers, the local stack otherwise.

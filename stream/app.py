@@ -1,0 +1,188 @@
+"""The Faust worker: an agent per event type, one consumer group, state in a changelog table.
+
+Each agent takes a batch of events (up to `worker_batch_max`, or what arrived within
+`worker_flush_interval_s`), runs it through the shared `Ingestor`, and flushes: dead letters to
+the DLQ topic, then (in a writer thread, retried while Redis or Postgres is away) the raw events
+to the archive and the rows through Feast's push sources, then each changed user state to the
+changelog. Faust acknowledges the batch's offsets only after that, so a crash at any point replays
+the batch, and every effect is idempotent. A timer sweeps idle users so windows decay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+from faust.types import TP, EventT
+
+from stream.catalog import EVENT_TYPES
+from stream.feast_env import open_store
+from stream.ingest import BatchResult, Ingestor, Message, summarize
+from stream.settings import Settings
+from stream.sinks import ArchiveSink, FeatureSink, with_retry
+from stream.state import Row, UserState
+
+logger = logging.getLogger(__name__)
+
+FATAL_EXIT_CODE = 70
+
+
+def state_key(user_id: str, event_type: str) -> bytes:
+    return f"{event_type}|{user_id}".encode()
+
+
+class Runtime:
+    """What the agents share: user states, the sinks and the single writer thread."""
+
+    def __init__(self, settings: Settings, table: Any, dlq: Any) -> None:
+        self.settings = settings
+        self.table = table
+        self.dlq = dlq
+        self.states: dict[tuple[str, str], UserState] = {}
+        topic_types = {settings.topic_for(t): t for t in EVENT_TYPES}
+        self.ingestor = Ingestor(topic_types, self.load_state)
+        # One thread: Feast's store is not shared across threads, and one writer keeps each
+        # user's rows in row-time order.
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aurora-writer")
+        self.feature_sink: FeatureSink | None = None
+        self.archive_sink = ArchiveSink(settings.postgres_conninfo(), settings.postgres_schema)
+        self.totals: dict[str, int] = {}
+
+    def load_state(self, user_id: str, event_type: str) -> UserState:
+        key = (user_id, event_type)
+        state = self.states.get(key)
+        if state is None:
+            raw = self.table.data.pop(state_key(user_id, event_type), None)
+            state = UserState.from_bytes(raw) if raw else UserState(user_id, event_type)  # type: ignore[arg-type]
+            self.states[key] = state
+        return state
+
+    def forget(self, revoked: set[TP]) -> None:
+        """Drop the states of partitions another worker now owns; it restores them itself."""
+        gone = {tp.partition for tp in revoked}
+        for key, state in list(self.states.items()):
+            if state.partition in gone:
+                del self.states[key]
+
+    async def handle(self, events: list[EventT[Any]]) -> None:
+        messages = [
+            # A null value (a tombstone) is no event: b"" sends it to the dead-letter topic.
+            Message(m.topic, m.partition, m.offset, m.key, m.value or b"")
+            for m in (e.message for e in events)
+        ]
+        result = self.ingestor.process(messages)
+        await self.flush(result)
+
+    async def flush(self, result: BatchResult) -> None:
+        for message, record in result.dead_letters:
+            await self.dlq.send(key=message.key, value=record)
+        if result.rows or result.archive:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.writer, self._write, result)
+        for (user_id, event_type), partition in result.dirty.items():
+            state = self.states[(user_id, event_type)]
+            state.partition = partition
+            self.table.send_changelog(partition, state_key(user_id, event_type), state.to_bytes())
+        for name, count in summarize(result).items():
+            self.totals[name] = self.totals.get(name, 0) + count
+
+    def _write(self, result: BatchResult) -> None:
+        try:
+            with_retry(lambda: self.archive_sink.write(result.archive), "archive write")
+            if self.feature_sink is None:
+                self.feature_sink = FeatureSink(open_store(self.settings))
+            sink = self.feature_sink
+            with_retry(lambda: sink.write(result.rows), "feature push")
+        except Exception:
+            # Not a passing outage: stop before Faust can commit offsets of unwritten events.
+            logger.critical(
+                "a write failed for a reason retries cannot cure; stopping", exc_info=True
+            )
+            logging.shutdown()
+            os._exit(FATAL_EXIT_CODE)
+
+    async def sweep(self, now_us: int | None = None) -> int:
+        """Write the rows of users whose windows changed since their last row (decay)."""
+        now_us = now_us if now_us is not None else time.time_ns() // 1000
+        for raw_key in list(self.table.data.keys()):
+            event_type, _, user_id = bytes(raw_key).decode().partition("|")
+            self.load_state(user_id, event_type)
+        result = BatchResult()
+        for key, state in self.states.items():
+            if state.partition is not None and state.changes_by(now_us):
+                row: Row | None = state.row_at(now_us)
+                if row is not None:
+                    result.rows.append(row)
+                    result.dirty[key] = state.partition
+        if result.rows:
+            await self.flush(result)
+            logger.info("sweep wrote %d rows", len(result.rows))
+        return len(result.rows)
+
+
+def build_app(settings: Settings) -> faust.App:
+    """The worker app; `python -m stream worker` and `faust -A stream.worker worker` run it."""
+    brokers = [f"kafka://{host}:{port}" for host, port in settings.kafka_servers]
+    app = faust.App(
+        settings.worker_app_id,
+        broker=brokers,
+        store=settings.worker_store,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=settings.worker_web_port != 0,
+        web_port=settings.worker_web_port or 6066,
+        stream_buffer_maxsize=max(4096, settings.worker_batch_max * 2),
+        producer_acks=-1,
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
+        # Messages and state are bytes; the ingestor and UserState do their own (de)coding.
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    # bytes in, bytes out: Faust's tables otherwise (de)serialise keys and values as JSON.
+    table = app.Table(
+        "user-state", partitions=settings.topic_partitions, key_type=bytes, value_type=bytes
+    )
+    dlq = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw")
+    runtime = Runtime(settings, table, dlq)
+    app.aurora_runtime = runtime  # type: ignore[attr-defined]  # tests and status read it
+
+    @app.on_configured.connect
+    def _configured(*_: Any, **__: Any) -> None:
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+    def _revoked(_: Any, /, *args: Any, signal: Any, **__: Any) -> None:
+        revoked: set[TP] = args[0]
+        runtime.forget(revoked)
+
+    app.on_partitions_revoked.connect(_revoked)
+
+    for event_type in EVENT_TYPES:
+        topic = app.topic(
+            settings.topic_for(event_type), key_serializer="raw", value_serializer="raw"
+        )
+        app.agent(topic, name=f"ingest-{event_type}")(_agent(runtime, settings))
+
+    async def _sweep() -> None:
+        await runtime.sweep()
+
+    app.timer(interval=settings.worker_sweep_interval_s)(_sweep)
+
+    return app
+
+
+def _agent(runtime: Runtime, settings: Settings) -> Callable[[Any], Any]:
+    async def ingest(stream: Any) -> None:
+        async for events in stream.take_events(
+            settings.worker_batch_max, within=settings.worker_flush_interval_s
+        ):
+            await runtime.handle(events)
+
+    return ingest

@@ -1,0 +1,44 @@
+"""`python -m stream worker`: create the topics if needed, then run the Faust worker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from stream.settings import get_settings
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from stream.app import build_app
+    from stream.topics import ensure_topics
+
+    settings = get_settings()
+    ensure_topics(settings)
+    app = build_app(settings)
+    # Faust parses its own command line; hand it the worker command and our flags.
+    sys.argv = [sys.argv[0], "worker", "--loglevel", args.loglevel, *args.faust_args]
+    app.main()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stream.demo import run
+
+    return run(get_settings(), users=args.users, seed=args.seed)
+
+
+def register(commands: Any) -> None:
+    worker = commands.add_parser(
+        "worker",
+        help="run a Faust worker (several share the partitions of one consumer group)",
+    )
+    worker.add_argument(
+        "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"]
+    )
+    worker.add_argument("faust_args", nargs=argparse.REMAINDER, help="passed on to `faust worker`")
+    worker.set_defaults(run=cmd_worker)
+    demo = commands.add_parser("demo", help="a day of traffic through a real worker, end to end")
+    demo.add_argument("--users", type=int, default=2000)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(run=cmd_demo)

@@ -1,0 +1,178 @@
+"""The worker's writes: feature rows through Feast's push sources, raw events into the archive.
+
+Both are synchronous (Feast's push is) and both are idempotent, so the worker runs them in a
+thread and simply repeats them after a failure: offline rows merge on (user_id, event_timestamp),
+Redis keeps the newest row, and the archive ignores an event_id it already holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar
+
+import orjson
+import pandas as pd
+import psycopg
+import redis
+
+from stream.catalog import features_of, view
+from stream.ingest import ArchiveRecord, latest_per_user
+from stream.state import Row
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# What a retry can cure: a server restarting, a network blip, a timeout.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class SinkRetryExhaustedError(Exception):
+    """A write kept failing for longer than the caller allows."""
+
+
+def with_retry(
+    write: Callable[[], T],
+    what: str,
+    *,
+    first_delay_s: float = 0.2,
+    max_delay_s: float = 10.0,
+    give_up_after_s: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `write`, backing off exponentially while it fails with a transient error."""
+    delay = first_delay_s
+    started = time.monotonic()
+    attempt = 1
+    while True:
+        try:
+            return write()
+        except TRANSIENT as exc:
+            waited = time.monotonic() - started
+            if give_up_after_s is not None and waited > give_up_after_s:
+                raise SinkRetryExhaustedError(f"{what} failed for {waited:.0f}s") from exc
+            logger.warning(
+                "%s failed (attempt %d), retrying in %.1fs: %s", what, attempt, delay, exc
+            )
+            sleep(delay)
+            delay = min(max_delay_s, delay * 2)
+            attempt += 1
+
+
+def frame(view_name: str, rows: Iterable[Row]) -> pd.DataFrame:
+    """Rows of one view as the DataFrame Feast's push expects: entity, timestamp, every field."""
+    names = [f.name for f in features_of(view_name)]
+    records = []
+    for row in rows:
+        record = {"user_id": row.user_id, "event_timestamp": _time(row.row_us)}
+        record.update({name: row.values[name] for name in names})
+        records.append(record)
+    return pd.DataFrame.from_records(records, columns=["user_id", "event_timestamp", *names])
+
+
+def _time(row_us: int) -> datetime:
+    return datetime.fromtimestamp(row_us // 1_000_000, UTC).replace(microsecond=row_us % 1_000_000)
+
+
+class FeatureSink:
+    """Every row offline (the history), the newest row per user online (what models read)."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        from feast.data_source import PushMode
+
+        self.store = store
+        self.offline, self.online = PushMode.OFFLINE, PushMode.ONLINE
+
+    def write(self, rows: list[Row]) -> None:
+        by_view: dict[str, list[Row]] = {}
+        for row in rows:
+            by_view.setdefault(row.view, []).append(row)
+        for view_name, view_rows in by_view.items():
+            source = view(view_name).push_source
+            self.store.push(source, frame(view_name, view_rows), to=self.offline)
+            latest = latest_per_user(view_rows)
+            self.store.push(source, frame(view_name, latest), to=self.online)
+
+
+class ArchiveSink:
+    """Valid raw events into `raw_events`, keyed by event_id."""
+
+    COLUMNS = (
+        "event_id",
+        "user_id",
+        "event_type",
+        "event_timestamp",
+        "event",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+        "too_late",
+    )
+
+    def __init__(self, conninfo: str, schema: str = "public") -> None:
+        self.conninfo = conninfo
+        self.schema = schema
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.conninfo, options=f"-c search_path={self.schema}")
+        return self._conn
+
+    def write(self, records: list[ArchiveRecord]) -> None:
+        if not records:
+            return
+        try:
+            self._write(records)
+        except psycopg.OperationalError:
+            # The connection is unusable after a server restart; the retry opens a new one.
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            raise
+
+    def _write(self, records: list[ArchiveRecord]) -> None:
+        conn = self._connection()
+        columns = ", ".join(self.COLUMNS)
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS _archive_in "
+                "(LIKE raw_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(f"COPY _archive_in ({columns}) FROM STDIN") as copy:
+                for record in records:
+                    event, message = record.event, record.message
+                    copy.write_row(
+                        (
+                            event["event_id"],
+                            event["user_id"],
+                            event["event_type"],
+                            event["event_timestamp"],
+                            orjson.dumps(event).decode(),
+                            message.topic,
+                            message.partition,
+                            message.offset,
+                            record.too_late,
+                        )
+                    )
+            cur.execute(
+                f"INSERT INTO raw_events ({columns}) SELECT {columns} FROM _archive_in "  # noqa: S608 - fixed column list
+                "ON CONFLICT (event_id) DO NOTHING"
+            )
+        conn.commit()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
