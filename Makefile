@@ -50,8 +50,8 @@ lint: install    ## ruff and mypy --strict
 test: apply lint ## every test against the real stack
 	$(PY) -m pytest
 
-demo: apply      ## the main job end to end
-	@echo "make demo: the streaming ingestor arrives with issue #5; until then, see make test"
+demo: apply      ## the main job end to end: a day of traffic through a real worker
+	$(PY) -m stream demo
 
 replay: apply    ## rebuild feature history from the raw-event archive
 	@echo "make replay: arrives with issue #6"
