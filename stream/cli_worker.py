@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from typing import Any
 
@@ -25,7 +26,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from stream.demo import run
 
-    return run(get_settings(), users=args.users, seed=args.seed)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    return run(get_settings(), users=args.users, seed=seed)
 
 
 def register(commands: Any) -> None:
@@ -40,5 +42,7 @@ def register(commands: Any) -> None:
     worker.set_defaults(run=cmd_worker)
     demo = commands.add_parser("demo", help="a day of traffic through a real worker, end to end")
     demo.add_argument("--users", type=int, default=2000)
-    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument(
+        "--seed", type=int, default=None, help="generator seed (default: a new one each run)"
+    )
     demo.set_defaults(run=cmd_demo)

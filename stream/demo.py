@@ -66,7 +66,8 @@ def run(settings: Settings, users: int, seed: int) -> int:
         invalid=0.005,
         user_prefix=prefix,
     )
-    _say(f"generating a day of traffic for {users} users ...")
+    # Event ids follow from the seed: a new seed per run keeps runs from sharing ids in the archive.
+    _say(f"generating a day of traffic for {users} users (seed {seed}) ...")
     events = list(generate(config))
     valid = {g.event["event_id"] for g in events if g.valid and g.event is not None}
     invalid = sum(1 for g in events if not g.valid)
