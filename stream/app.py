@@ -53,12 +53,14 @@ class Runtime:
         self.feature_sink: FeatureSink | None = None
         self.archive_sink = ArchiveSink(settings.postgres_conninfo(), settings.postgres_schema)
         self.totals: dict[str, int] = {}
+        # Which partitions this worker owns now; build_app points it at the consumer.
+        self.owned: Callable[[], set[int]] = lambda: set()
 
     def load_state(self, user_id: str, event_type: str) -> UserState:
         key = (user_id, event_type)
         state = self.states.get(key)
         if state is None:
-            raw = self.table.data.pop(state_key(user_id, event_type), None)
+            raw = self.table.data.get(state_key(user_id, event_type))
             state = UserState.from_bytes(raw) if raw else UserState(user_id, event_type)  # type: ignore[arg-type]
             self.states[key] = state
         return state
@@ -88,7 +90,11 @@ class Runtime:
         for (user_id, event_type), partition in result.dirty.items():
             state = self.states[(user_id, event_type)]
             state.partition = partition
-            self.table.send_changelog(partition, state_key(user_id, event_type), state.to_bytes())
+            key, value = state_key(user_id, event_type), state.to_bytes()
+            self.table.send_changelog(partition, key, value)
+            # The local store mirrors the changelog, so a state dropped on a rebalance and owned
+            # again later is read back as we last wrote it.
+            self.table.data[key] = value
         for name, count in summarize(result).items():
             self.totals[name] = self.totals.get(name, 0) + count
 
@@ -112,10 +118,12 @@ class Runtime:
         now_us = now_us if now_us is not None else time.time_ns() // 1000
         for raw_key in list(self.table.data.keys()):
             event_type, _, user_id = bytes(raw_key).decode().partition("|")
-            self.load_state(user_id, event_type)
+            if (user_id, event_type) not in self.states:
+                self.load_state(user_id, event_type)
         result = BatchResult()
+        owned = self.owned()
         for key, state in self.states.items():
-            if state.partition is not None and state.changes_by(now_us):
+            if state.partition in owned and state.changes_by(now_us):
                 row: Row | None = state.row_at(now_us)
                 if row is not None:
                     result.rows.append(row)
@@ -152,6 +160,10 @@ def build_app(settings: Settings) -> faust.App:
     )
     dlq = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw")
     runtime = Runtime(settings, table, dlq)
+    event_topics = {settings.topic_for(t) for t in EVENT_TYPES}
+    runtime.owned = lambda: {
+        tp.partition for tp in app.consumer.assignment() if tp.topic in event_topics
+    }
     app.aurora_runtime = runtime  # type: ignore[attr-defined]  # tests and status read it
 
     @app.on_configured.connect
