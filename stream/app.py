@@ -87,8 +87,7 @@ class Runtime:
         if result.rows or result.archive:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.writer, self._write, result)
-        for (user_id, event_type), partition in result.dirty.items():
-            state = self.states[(user_id, event_type)]
+        for (user_id, event_type), (partition, state) in result.dirty.items():
             state.partition = partition
             key, value = state_key(user_id, event_type), state.to_bytes()
             self.table.send_changelog(partition, key, value)
@@ -127,7 +126,7 @@ class Runtime:
                 row: Row | None = state.row_at(now_us)
                 if row is not None:
                     result.rows.append(row)
-                    result.dirty[key] = state.partition
+                    result.dirty[key] = (state.partition, state)
         if result.rows:
             await self.flush(result)
             logger.info("sweep wrote %d rows", len(result.rows))
@@ -195,6 +194,13 @@ def _agent(runtime: Runtime, settings: Settings) -> Callable[[Any], Any]:
         async for events in stream.take_events(
             settings.worker_batch_max, within=settings.worker_flush_interval_s
         ):
-            await runtime.handle(events)
+            try:
+                await runtime.handle(events)
+            except Exception:
+                # Faust would restart a crashed agent and acknowledge the batch it was holding:
+                # its events would be committed unwritten. Stop instead; a restart replays them.
+                logger.critical("processing a batch failed; stopping the worker", exc_info=True)
+                logging.shutdown()
+                os._exit(FATAL_EXIT_CODE)
 
     return ingest

@@ -18,7 +18,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     ensure_topics(settings)
     app = build_app(settings)
     # Faust parses its own command line; hand it the worker command and our flags.
-    sys.argv = [sys.argv[0], "worker", "--loglevel", args.loglevel, *args.faust_args]
+    # The CLI's own web flags win over the app's web_enabled: say it here too, or every worker
+    # binds port 6066 and a second one on the machine dies.
+    web = (
+        ["--web-port", str(settings.worker_web_port)]
+        if settings.worker_web_port
+        else ["--without-web"]
+    )
+    sys.argv = [sys.argv[0], "worker", "--loglevel", args.loglevel, *web, *args.faust_args]
     app.main()
     return 0
 

@@ -45,8 +45,10 @@ class BatchResult:
     rows: list[Row] = field(default_factory=list)
     archive: list[ArchiveRecord] = field(default_factory=list)
     dead_letters: list[tuple[Message, bytes]] = field(default_factory=list)
-    # (user_id, event_type) -> partition of the states this batch changed
-    dirty: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (user_id, event_type) -> (partition, state) of the states this batch changed. The state
+    # itself is held, not looked up later: a rebalance during the writes may drop it from the
+    # worker's map, and its changelog record must still be written.
+    dirty: dict[tuple[str, str], tuple[int, UserState]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
 
 
@@ -112,7 +114,7 @@ class Ingestor:
         result.archive.append(ArchiveRecord(event, message, outcome is Outcome.TOO_LATE))
         if row is not None:
             result.rows.append(row)
-            result.dirty[(user_id, event_type)] = message.partition
+            result.dirty[(user_id, event_type)] = (message.partition, state)
 
 
 def latest_per_user(rows: Iterable[Row]) -> list[Row]:
