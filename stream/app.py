@@ -23,7 +23,7 @@ from faust.types import TP, EventT
 
 from stream.catalog import EVENT_TYPES
 from stream.feast_env import open_store
-from stream.ingest import BatchResult, Ingestor, Message, summarize
+from stream.ingest import BatchResult, Ingestor, Message, combine, summarize
 from stream.settings import Settings
 from stream.sinks import ArchiveSink, FeatureSink, with_retry
 from stream.state import Row, UserState
@@ -53,6 +53,8 @@ class Runtime:
         self.feature_sink: FeatureSink | None = None
         self.archive_sink = ArchiveSink(settings.postgres_conninfo(), settings.postgres_schema)
         self.totals: dict[str, int] = {}
+        self._pending: list[BatchResult] = []
+        self._flushing = asyncio.Lock()
         # Which partitions this worker owns now; build_app points it at the consumer.
         self.owned: Callable[[], set[int]] = lambda: set()
 
@@ -82,8 +84,22 @@ class Runtime:
         await self.flush(result)
 
     async def flush(self, result: BatchResult) -> None:
+        """Write a batch; batches that wait meanwhile are written together by the next flush.
+
+        Each Feast push costs tens of milliseconds whatever its size, so the five agents share
+        their writes: whoever holds the lock writes every batch pending, and an agent whose batch
+        went out with someone else's returns as soon as it gets the lock.
+        """
         for message, record in result.dead_letters:
             await self.dlq.send(key=message.key, value=record)
+        self._pending.append(result)
+        async with self._flushing:
+            if not any(pending is result for pending in self._pending):
+                return
+            batch, self._pending = combine(self._pending), []
+            await self._write_batch(batch)
+
+    async def _write_batch(self, result: BatchResult) -> None:
         if result.rows or result.archive:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.writer, self._write, result)

@@ -53,6 +53,8 @@ def _wait(predicate: Callable[[], bool], timeout_s: float, what: str, worker: An
 
 
 def run(settings: Settings, users: int, seed: int) -> int:
+    # A SIGTERM (or `timeout`) must still stop the worker this run starts: unwind through finally.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     run_id = uuid.uuid4().hex[:6]
     prefix = f"demo{run_id}-"
     ensure_topics(settings)

@@ -117,6 +117,18 @@ class Ingestor:
             result.dirty[(user_id, event_type)] = (message.partition, state)
 
 
+def combine(results: Iterable[BatchResult]) -> BatchResult:
+    """Several batches as one write; each user's rows keep their order (one agent per type)."""
+    total = BatchResult()
+    for result in results:
+        total.rows += result.rows
+        total.archive += result.archive
+        total.dead_letters += result.dead_letters
+        total.dirty.update(result.dirty)
+        total.counts.update(result.counts)
+    return total
+
+
 def latest_per_user(rows: Iterable[Row]) -> list[Row]:
     """Coalesce: the newest row of each (view, user), which is all Redis needs."""
     newest: dict[tuple[str, str], Row] = {}
