@@ -15,25 +15,18 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from typing import Any, Final
 
 import fastjsonschema
 import orjson
 
 from stream.catalog import EVENT_TYPES
+from stream.settings import project_folder
 
 Event = dict[str, Any]
 
 
-def _schema_dir() -> Path:
-    # A source checkout keeps schemas/ beside the package; an installed copy runs from a folder
-    # that has it (the Docker image's /app).
-    beside = Path(__file__).resolve().parent.parent / "schemas"
-    return beside if beside.is_dir() else Path("schemas").resolve()
-
-
-SCHEMA_DIR: Final = _schema_dir()
+SCHEMA_DIR: Final = project_folder("schemas")
 SCHEMA_BASE_URI: Final = "https://schemas.aurora.invalid/events/"
 SCHEMA_VERSION: Final = 1
 # Largest message accepted, checked on the raw bytes before any parsing. A valid v1 event is

@@ -174,10 +174,18 @@ class Settings(BaseSettings):
         return " ".join(f"{key}={_quote_conninfo(value)}" for key, value in fields.items())
 
 
+def project_folder(name: str) -> Path:
+    """A top-level folder of the project (feature_repo, schemas).
+
+    A source checkout keeps it beside the stream package; an installed copy runs from a folder
+    that has it (the Docker image's /app).
+    """
+    beside = Path(__file__).resolve().parent.parent / name
+    return beside if beside.is_dir() else Path(name).resolve()
+
+
 def _default_repo_path() -> Path:
-    # A source checkout keeps the feature repository beside the stream package.
-    beside = Path(__file__).resolve().parent.parent / "feature_repo"
-    return beside if beside.is_dir() else Path("feature_repo").resolve()
+    return project_folder("feature_repo")
 
 
 def _quote_conninfo(value: str) -> str:

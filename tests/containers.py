@@ -23,7 +23,7 @@ def compose_service(name: str) -> dict[str, Any]:
     return services[name]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -39,7 +39,7 @@ def containers() -> Iterator[dict[str, str]]:
 
     kafka_spec = compose_service("kafka")
     # The broker must advertise the port the host sees, so that port is chosen before it starts.
-    port = _free_port()
+    port = free_port()
     kafka = DockerContainer(kafka_spec["image"]).with_bind_ports(port, port)
     for key, value in kafka_spec["environment"].items():
         kafka = kafka.with_env(key, _DEFAULTED.sub(str(port), str(value)))
