@@ -58,7 +58,7 @@ def _sum(spec: FeatureSpec) -> Formula:
     assert column is not None
     if window is Window.ALL_TIME:  # friend_count: the running balance, never below zero
         return lambda s: max(0, s.friend_delta)
-    return lambda s: s.windows[window].sums.get(column, 0.0)
+    return lambda s: s.windows[window].total(column)
 
 
 def _mean(spec: FeatureSpec) -> Formula:
@@ -91,13 +91,9 @@ def avg_bedtime_hour(s: Snapshot) -> float | None:
 
 
 def sleep_consistency(s: Snapshot) -> float | None:
-    w = s.windows[Window.D7]
-    n = w.nn.get("bedtime_hours_from_noon", 0)
-    if n == 0:
+    variance = s.windows[Window.D7].variance("bedtime_hours_from_noon")
+    if variance is None:
         return None
-    mean = w.sums["bedtime_hours_from_noon"] / n
-    # Rounding can leave a tiny negative variance when every bedtime is the same.
-    variance = max(0.0, w.squares["bedtime_hours_from_noon"] / n - mean * mean)
     return max(0.0, 1 - math.sqrt(variance) / BEDTIME_STD_FOR_ZERO_CONSISTENCY_H)
 
 
@@ -105,7 +101,7 @@ def sleep_debt(s: Snapshot) -> float | None:
     w = s.windows[Window.D7]
     if w.n == 0:
         return None
-    return max(0.0, SLEEP_TARGET_MINUTES * w.n - w.sums.get("duration_minutes", 0.0))
+    return max(0.0, SLEEP_TARGET_MINUTES * w.n - w.total("duration_minutes"))
 
 
 def active_days_30d(s: Snapshot) -> int:
@@ -132,7 +128,7 @@ def workout_variety(s: Snapshot) -> float | None:
 
 
 def social_engagement(s: Snapshot) -> float:
-    weight = s.windows[Window.D7].sums.get("engagement_weight", 0.0)
+    weight = s.windows[Window.D7].total("engagement_weight")
     return 1 - math.exp(-weight / SOCIAL_ENGAGEMENT_SCALE)
 
 
@@ -154,8 +150,8 @@ def last_sync_hours_ago(s: Snapshot) -> float | None:
 
 def data_completeness(s: Snapshot) -> float:
     w = s.windows[Window.D7]
-    synced = w.sums.get("synced", 0.0)
-    return w.sums.get("metrics_present", 0.0) / (3 * max(synced, SYNC_TARGET_DAYS_7D))
+    synced = w.total("synced")
+    return w.total("metrics_present") / (3 * max(synced, SYNC_TARGET_DAYS_7D))
 
 
 NAMED: Final[dict[str, Formula]] = {

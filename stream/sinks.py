@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import pandas as pd
@@ -20,6 +20,7 @@ import redis
 
 from stream.catalog import features_of, view
 from stream.ingest import ArchiveRecord, latest_per_user
+from stream.push import Pusher
 from stream.state import Row
 
 if TYPE_CHECKING:
@@ -71,15 +72,16 @@ def with_retry(
             attempt += 1
 
 
-def frame(view_name: str, rows: Iterable[Row]) -> pd.DataFrame:
+def frame(view_name: str, rows: Sequence[Row]) -> pd.DataFrame:
     """Rows of one view as the DataFrame Feast's push expects: entity, timestamp, every field."""
     names = [f.name for f in features_of(view_name)]
-    records = []
-    for row in rows:
-        record = {"user_id": row.user_id, "event_timestamp": _time(row.row_us)}
-        record.update({name: row.values[name] for name in names})
-        records.append(record)
-    return pd.DataFrame.from_records(records, columns=["user_id", "event_timestamp", *names])
+    columns: dict[str, list[Any]] = {
+        "user_id": [row.user_id for row in rows],
+        "event_timestamp": [_time(row.row_us) for row in rows],
+    }
+    for name in names:
+        columns[name] = [row.values[name] for row in rows]
+    return pd.DataFrame(columns, columns=["user_id", "event_timestamp", *names])
 
 
 def _time(row_us: int) -> datetime:
@@ -90,10 +92,7 @@ class FeatureSink:
     """Every row offline (the history), the newest row per user online (what models read)."""
 
     def __init__(self, store: FeatureStore) -> None:
-        from feast.data_source import PushMode
-
-        self.store = store
-        self.offline, self.online = PushMode.OFFLINE, PushMode.ONLINE
+        self.pusher = Pusher(store)
 
     def write(self, rows: list[Row]) -> None:
         by_view: dict[str, list[Row]] = {}
@@ -101,9 +100,8 @@ class FeatureSink:
             by_view.setdefault(row.view, []).append(row)
         for view_name, view_rows in by_view.items():
             source = view(view_name).push_source
-            self.store.push(source, frame(view_name, view_rows), to=self.offline)
-            latest = latest_per_user(view_rows)
-            self.store.push(source, frame(view_name, latest), to=self.online)
+            self.pusher.offline(source, frame(view_name, view_rows))
+            self.pusher.online(source, frame(view_name, latest_per_user(view_rows)))
 
 
 class ArchiveSink:

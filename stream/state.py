@@ -28,11 +28,23 @@ from stream.features import Formula, Snapshot, compile_view, compute
 from stream.tiles import Partial, Tile, first_tile, tile_of, tiles_in
 
 WINDOWS: Final = (Window.H24, Window.D7, Window.D30)
+WINDOW_TILES: Final = tuple(tiles_in(w) for w in WINDOWS)  # ascending: nested windows
 RETAINED_TILES: Final = tiles_in(Window.D30)
 VIEW_OF: Final[dict[str, str]] = {t: v.name for v in VIEWS for t in v.events}
 FORMULAS: Final[dict[str, tuple[tuple[str, Formula], ...]]] = {
     v.name: compile_view(v.name) for v in VIEWS
 }
+
+
+# A full fold of the tiles after this many incremental slides bounds float rounding.
+SLIDES_BETWEEN_FOLDS: Final = 64
+
+
+def _indices(tiles: dict[int, Tile], first: int, last: int) -> list[int]:
+    """Indices of the tiles held in [first, last], by whichever is shorter to walk."""
+    if last - first + 1 <= len(tiles):
+        return [i for i in range(first, last + 1) if i in tiles]
+    return [i for i in tiles if first <= i <= last]
 
 
 class Outcome(Enum):
@@ -65,6 +77,7 @@ class UserState:
     # Running folds of the tiles in each window, valid for windows ending at `aligned_tile`.
     windows: dict[Window, Partial] = field(default_factory=dict)
     aligned_tile: int | None = None
+    _slides: int = 0  # slides since the last full fold
     # The Kafka partition this user's events arrive on: where its changelog record goes.
     partition: int | None = None
 
@@ -115,22 +128,22 @@ class UserState:
             tile = self.tiles[tile_index] = Tile()
         elif obs.event_id in tile.ids:
             return Outcome.DUPLICATE, None
+        row_us = self._next_row_time(obs.ts_us)
+        row_tile = tile_of(row_us)
+        # Move the windows to the new row tile before the event joins its tile: the tiles that
+        # leave are subtracted as the windows hold them, and eviction comes after that.
+        self._align(row_tile)
         tile.partial.add(obs)
         tile.ids.add(obs.event_id)
+        for window, size in zip(WINDOWS, WINDOW_TILES, strict=True):
+            if tile_index >= first_tile(size, row_tile):
+                self.windows[window].add(obs)
         self.friend_delta += obs.friend_delta
         if obs.synced and (self.last_synced_us is None or obs.ts_us > self.last_synced_us):
             self.last_synced_us = obs.ts_us
         if self.newest_us is None or obs.ts_us > self.newest_us:
             self.newest_us = obs.ts_us
             self._evict()
-        row_us = self._next_row_time(obs.ts_us)
-        row_tile = tile_of(row_us)
-        if self.aligned_tile == row_tile:
-            for window, partial in self.windows.items():
-                if tile_index >= first_tile(tiles_in(window), row_tile):
-                    partial.add(obs)
-        else:
-            self._realign(row_tile)
         return Outcome.APPLIED, self._row(row_us)
 
     def row_at(self, now_us: int) -> Row | None:
@@ -138,8 +151,7 @@ class UserState:
         if self.last_row_us is None:
             return None
         row_us = self._next_row_time(now_us)
-        if self.aligned_tile != tile_of(row_us):
-            self._realign(tile_of(row_us))
+        self._align(tile_of(row_us))
         return self._row(row_us)
 
     def changes_by(self, now_us: int) -> bool:
@@ -163,16 +175,52 @@ class UserState:
         for index in [i for i in self.tiles if i < oldest_kept]:
             del self.tiles[index]
 
-    def _realign(self, row_tile: int) -> None:
-        self.windows = {}
-        for window in WINDOWS:
-            oldest = first_tile(tiles_in(window), row_tile)
-            total = Partial()
-            for index, tile in self.tiles.items():
-                if oldest <= index <= row_tile:
-                    total.merge(tile.partial)
-            self.windows[window] = total
+    def _align(self, row_tile: int) -> None:
+        """Make the windows those ending at `row_tile` (row tiles only move forward)."""
+        aligned = self.aligned_tile
+        if aligned == row_tile:
+            return
+        if (
+            aligned is None
+            or row_tile - aligned >= WINDOW_TILES[-1]
+            or self._slides >= SLIDES_BETWEEN_FOLDS
+        ):
+            self._realign(row_tile)
+            return
+        # Slide: add the tiles that enter each window and subtract those that leave it. Counts
+        # stay exact; float sums pick up rounding, which a full fold every
+        # SLIDES_BETWEEN_FOLDS slides clears before it can grow.
+        tiles = self.tiles
+        for window, size in zip(WINDOWS, WINDOW_TILES, strict=True):
+            partial = self.windows[window]
+            for index in _indices(tiles, aligned + 1, row_tile):
+                partial.merge(tiles[index].partial)
+            for index in _indices(tiles, aligned - size + 1, row_tile - size):
+                partial.subtract(tiles[index].partial)
         self.aligned_tile = row_tile
+        self._slides += 1
+
+    def _realign(self, row_tile: int) -> None:
+        # The windows are nested (24h in 7d in 30d) and end at the same tile, so one pass from
+        # the newest tile back folds them all: each tile is merged once, not once per window.
+        tiles = self.tiles
+        in_range = sorted(
+            (i for i in tiles if row_tile - WINDOW_TILES[-1] < i <= row_tile), reverse=True
+        )
+        running = Partial()
+        windows: dict[Window, Partial] = {}
+        position = 0
+        for window, size in zip(WINDOWS, WINDOW_TILES, strict=True):
+            oldest = first_tile(size, row_tile)
+            while position < len(in_range) and in_range[position] >= oldest:
+                running.merge(tiles[in_range[position]].partial)
+                position += 1
+            snapshot = Partial()
+            snapshot.merge(running)
+            windows[window] = snapshot
+        self.windows = windows
+        self.aligned_tile = row_tile
+        self._slides = 0
 
     def _row(self, row_us: int) -> Row:
         assert self.aligned_tile is not None

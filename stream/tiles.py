@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from stream.catalog import TILE, Window
-from stream.derive import SQUARED, Observation
+from stream.derive import SCALE, SQUARED, Observation
 
 TILE_US: Final = int(TILE.total_seconds() * 1_000_000)
 
@@ -36,22 +36,26 @@ def first_tile(window_tiles: int, row_tile: int) -> int:
 
 @dataclass(slots=True)
 class Partial:
-    """Partial aggregates of some events: count, sums, non-null counts, squares, value counts."""
+    """Partial aggregates of some events: count, sums, non-null counts, squares, value counts.
+
+    Sums are integers in units of 1/SCALE and squares in units of 1/SCALE**2 (see
+    stream.derive.SCALE), so adding and subtracting partials is exact.
+    """
 
     n: int = 0
-    sums: dict[str, float] = field(default_factory=dict)
+    sums: dict[str, int] = field(default_factory=dict)
     nn: dict[str, int] = field(default_factory=dict)
-    squares: dict[str, float] = field(default_factory=dict)
+    squares: dict[str, int] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def add(self, obs: Observation) -> None:
         self.n += 1
         sums, nn = self.sums, self.nn
         for name, value in obs.numbers.items():
-            sums[name] = sums.get(name, 0.0) + value
+            sums[name] = sums.get(name, 0) + value
             nn[name] = nn.get(name, 0) + 1
             if name in SQUARED:
-                self.squares[name] = self.squares.get(name, 0.0) + value * value
+                self.squares[name] = self.squares.get(name, 0) + value * value
         for name, category in obs.categories.items():
             per_value = self.counts.setdefault(name, {})
             per_value[category] = per_value.get(category, 0) + 1
@@ -59,29 +63,75 @@ class Partial:
     def merge(self, other: Partial) -> None:
         self.n += other.n
         for name, value in other.sums.items():
-            self.sums[name] = self.sums.get(name, 0.0) + value
+            self.sums[name] = self.sums.get(name, 0) + value
         for name, count in other.nn.items():
             self.nn[name] = self.nn.get(name, 0) + count
         for name, value in other.squares.items():
-            self.squares[name] = self.squares.get(name, 0.0) + value
+            self.squares[name] = self.squares.get(name, 0) + value
         for name, per_value in other.counts.items():
             mine = self.counts.setdefault(name, {})
             for category, count in per_value.items():
                 mine[category] = mine.get(category, 0) + count
 
+    def subtract(self, other: Partial) -> None:
+        """Remove events merged in before; a measure none of the rest has goes back to absent."""
+        self.n -= other.n
+        for name, count in other.nn.items():
+            left = self.nn[name] - count
+            if left:
+                self.nn[name] = left
+                self.sums[name] -= other.sums[name]
+                if name in other.squares:
+                    self.squares[name] -= other.squares[name]
+            else:
+                # As a fold without those events: no sum at all.
+                del self.nn[name]
+                self.sums.pop(name, None)
+                self.squares.pop(name, None)
+        for name, per_value in other.counts.items():
+            mine = self.counts[name]
+            for category, count in per_value.items():
+                left = mine[category] - count
+                if left:
+                    mine[category] = left
+                else:
+                    del mine[category]
+            if not mine:
+                del self.counts[name]
+
+    def total(self, name: str) -> float:
+        """The sum of a measure (0.0 when no event had it)."""
+        return self.sums.get(name, 0) / SCALE
+
     def mean(self, name: str) -> float | None:
         count = self.nn.get(name, 0)
-        return self.sums[name] / count if count else None
+        return self.sums[name] / (count * SCALE) if count else None
+
+    def variance(self, name: str) -> float | None:
+        """Population variance of a SQUARED measure, from exact integers (never negative)."""
+        count = self.nn.get(name, 0)
+        if not count:
+            return None
+        total = self.sums[name]
+        return (count * self.squares[name] - total * total) / (count * count * SCALE * SCALE)
 
     def count_of(self, name: str, value: str) -> int:
         return self.counts.get(name, {}).get(value, 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "s": self.sums, "nn": self.nn, "q": self.squares, "c": self.counts}
+        return {
+            "n": self.n,
+            "s": self.sums,
+            "nn": self.nn,
+            "q": {k: str(v) for k, v in self.squares.items()},
+            "c": self.counts,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Partial:
-        return cls(data["n"], data["s"], data["nn"], data["q"], data["c"])
+        # Squares are strings: in units of 1/SCALE**2 they outgrow JSON's 64-bit integers.
+        squares = {k: int(v) for k, v in data["q"].items()}
+        return cls(data["n"], data["s"], data["nn"], squares, data["c"])
 
 
 @dataclass(slots=True)

@@ -56,9 +56,14 @@ def assert_same(got: Row, want: RefRow) -> None:
             assert a == b, f"{spec.name} at {got.row_us}: {a!r} vs {b!r}"
 
 
-@pytest.mark.parametrize("seed", [1, 7])
-def test_every_row_equals_the_reference(seed: int) -> None:
-    events = valid_events(seed=seed)
+@pytest.mark.parametrize(
+    ("seed", "users", "days"),
+    # 12 days moves events out of the 24h and 7d windows; 40 days out of the 30d window and the
+    # state, and past many full folds between the windows' incremental slides.
+    [(1, 6, 12), (7, 6, 12), (3, 2, 40)],
+)
+def test_every_row_equals_the_reference(seed: int, users: int, days: int) -> None:
+    events = valid_events(seed=seed, users=users, days=days)
     got = list(pipeline_rows(events))
     want = rows_in_arrival_order(events)
     assert len(got) == len(want) > 500
