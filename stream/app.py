@@ -2,7 +2,7 @@
 
 Each agent takes a batch of events (up to `worker_batch_max`, or what arrived within
 `worker_flush_interval_s`), runs it through the shared `Ingestor`, and flushes: dead letters to
-the DLQ topic, then (in a writer thread, retried while Redis or Postgres is away) the raw events
+the DLQ topic, then (in the writer process, retried while Redis or Postgres is away) the raw events
 to the archive and the rows through Feast's push sources, then each changed user state to the
 changelog. Faust acknowledges the batch's offsets only after that, so a crash at any point replays
 the batch, and every effect is idempotent. A timer sweeps idle users so windows decay.
@@ -15,17 +15,17 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 from faust.types import TP, EventT
 
+from stream import writer
 from stream.catalog import EVENT_TYPES
-from stream.feast_env import open_store
 from stream.ingest import BatchResult, Ingestor, Message, combine, summarize
 from stream.settings import Settings
-from stream.sinks import ArchiveSink, FeatureSink, with_retry
 from stream.state import Row, UserState
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,23 @@ def state_key(user_id: str, event_type: str) -> bytes:
     return f"{event_type}|{user_id}".encode()
 
 
+@dataclass(frozen=True, slots=True)
+class Acks:
+    """The events of one agent batch, acknowledged on their stream once the batch is written."""
+
+    stream: Any
+    events: list[EventT[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    result: BatchResult
+    snapshots: dict[bytes, tuple[int, bytes]]  # changelog key -> (partition, state as of result)
+    acks: Acks | None
+
+
 class Runtime:
-    """What the agents share: user states, the sinks and the single writer thread."""
+    """What the agents share: user states, the DLQ, and the writer process."""
 
     def __init__(self, settings: Settings, table: Any, dlq: Any) -> None:
         self.settings = settings
@@ -47,16 +62,20 @@ class Runtime:
         self.states: dict[tuple[str, str], UserState] = {}
         topic_types = {settings.topic_for(t): t for t in EVENT_TYPES}
         self.ingestor = Ingestor(topic_types, self.load_state)
-        # One thread: Feast's store is not shared across threads, and one writer keeps each
-        # user's rows in row-time order.
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aurora-writer")
-        self.feature_sink: FeatureSink | None = None
-        self.archive_sink = ArchiveSink(settings.postgres_conninfo(), settings.postgres_schema)
+        self.writer: ProcessPoolExecutor | None = None
         self.totals: dict[str, int] = {}
-        self._pending: list[BatchResult] = []
-        self._flushing = asyncio.Lock()
+        self._queue: list[Pending] = []
+        self._queued_events = 0
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
         # Which partitions this worker owns now; build_app points it at the consumer.
         self.owned: Callable[[], set[int]] = lambda: set()
+
+    def start_writer(self) -> None:
+        """Start the writer process (once logging is configured, so it logs at the same level)."""
+        if self.writer is None:
+            self.writer = writer.start(self.settings)
 
     def load_state(self, user_id: str, event_type: str) -> UserState:
         key = (user_id, event_type)
@@ -74,52 +93,50 @@ class Runtime:
             if state.partition in gone:
                 del self.states[key]
 
-    async def handle(self, events: list[EventT[Any]]) -> None:
+    async def handle(self, events: list[EventT[Any]], stream: Any = None) -> None:
         messages = [
             # A null value (a tombstone) is no event: b"" sends it to the dead-letter topic.
             Message(m.topic, m.partition, m.offset, m.key, m.value or b"")
             for m in (e.message for e in events)
         ]
         result = self.ingestor.process(messages)
-        await self.flush(result)
+        await self.flush(result, Acks(stream, events) if stream is not None else None)
 
-    async def flush(self, result: BatchResult) -> None:
-        """Write a batch; batches that wait meanwhile are written together by the next flush.
+    async def flush(self, result: BatchResult, acks: Acks | None = None) -> None:
+        """Queue a batch for writing; the events are acknowledged once it is written.
 
-        Each Feast push costs tens of milliseconds whatever its size, so the five agents share
-        their writes: whoever holds the lock writes every batch pending, and an agent whose batch
-        went out with someone else's returns as soon as it gets the lock.
+        Consuming and writing overlap: while the writer process writes one flush, the agents
+        process the next batches, which the flusher then writes together (each Feast push has a
+        fixed cost, so fewer, larger writes are faster). The states' changelog records are taken
+        now, as of this batch, and sent only once its rows are written: a restarted worker then
+        never holds a state whose rows were not written.
         """
         for message, record in result.dead_letters:
             await self.dlq.send(key=message.key, value=record)
-        self._pending.append(result)
-        async with self._flushing:
-            if not any(pending is result for pending in self._pending):
-                return
-            batch, self._pending = combine(self._pending), []
-            await self._write_batch(batch)
-
-    async def _write_batch(self, result: BatchResult) -> None:
-        if result.rows or result.archive:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self.writer, self._write, result)
+        snapshots = {}
         for (user_id, event_type), (partition, state) in result.dirty.items():
             state.partition = partition
-            key, value = state_key(user_id, event_type), state.to_bytes()
-            self.table.send_changelog(partition, key, value)
-            # The local store mirrors the changelog, so a state dropped on a rebalance and owned
-            # again later is read back as we last wrote it.
-            self.table.data[key] = value
-        for name, count in summarize(result).items():
-            self.totals[name] = self.totals.get(name, 0) + count
+            snapshots[state_key(user_id, event_type)] = (partition, state.to_bytes())
+        self._queue.append(Pending(result, snapshots, acks))
+        self._queued_events += len(acks.events) if acks else 0
+        self._wake.set()
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
+        # Backpressure: the agents wait while the writer is this far behind.
+        while self._queued_events > self.settings.worker_batch_max * 4:
+            self._drained.clear()
+            await self._drained.wait()
 
-    def _write(self, result: BatchResult) -> None:
+    async def _flush_forever(self) -> None:
         try:
-            with_retry(lambda: self.archive_sink.write(result.archive), "archive write")
-            if self.feature_sink is None:
-                self.feature_sink = FeatureSink(open_store(self.settings))
-            sink = self.feature_sink
-            with_retry(lambda: sink.write(result.rows), "feature push")
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._queue:
+                    queued, self._queue = self._queue, []
+                    await self._write_batch(queued)
+        except asyncio.CancelledError:
+            raise
         except Exception:
             # Not a passing outage: stop before Faust can commit offsets of unwritten events.
             logger.critical(
@@ -127,6 +144,28 @@ class Runtime:
             )
             logging.shutdown()
             os._exit(FATAL_EXIT_CODE)
+
+    async def _write_batch(self, queued: list[Pending]) -> None:
+        result = combine(p.result for p in queued)
+        if result.rows or result.archive:
+            if self.writer is None:
+                self.start_writer()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.writer, writer.write, result.archive, result.rows)
+        for pending in queued:
+            for key, (partition, value) in pending.snapshots.items():
+                self.table.send_changelog(partition, key, value)
+                # The local store mirrors the changelog, so a state dropped on a rebalance and
+                # owned again later is read back as we last wrote it.
+                self.table.data[key] = value
+        for pending in queued:
+            if pending.acks is not None:
+                for event in pending.acks.events:
+                    await pending.acks.stream.ack(event)
+                self._queued_events -= len(pending.acks.events)
+        self._drained.set()
+        for name, count in summarize(result).items():
+            self.totals[name] = self.totals.get(name, 0) + count
 
     async def sweep(self, now_us: int | None = None) -> int:
         """Write the rows of users whose windows changed since their last row (decay)."""
@@ -197,6 +236,10 @@ def build_app(settings: Settings) -> faust.App:
         )
         app.agent(topic, name=f"ingest-{event_type}")(_agent(runtime, settings))
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def _start_writer() -> None:
+        runtime.start_writer()
+
     async def _sweep() -> None:
         await runtime.sweep()
 
@@ -207,11 +250,12 @@ def build_app(settings: Settings) -> faust.App:
 
 def _agent(runtime: Runtime, settings: Settings) -> Callable[[Any], Any]:
     async def ingest(stream: Any) -> None:
-        async for events in stream.take_events(
+        # noack_take: the events are acknowledged by the flusher once their batch is written.
+        async for events in stream.noack_take(
             settings.worker_batch_max, within=settings.worker_flush_interval_s
         ):
             try:
-                await runtime.handle(events)
+                await runtime.handle(events, stream)
             except Exception:
                 # Faust would restart a crashed agent and acknowledge the batch it was holding:
                 # its events would be committed unwritten. Stop instead; a restart replays them.

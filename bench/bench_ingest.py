@@ -1,0 +1,218 @@
+"""Ingest throughput end to end, beside the consume-only ceiling and the naive per-event push.
+
+On N pre-produced mixed events (late, duplicate and invalid ones included), in fresh topics:
+
+- ceiling: aiokafka reading every message of the same topics and doing nothing else;
+- worker: `python -m stream worker`, from its start until every valid event is archived and
+  every feature row is in Postgres (the online push of a flush goes out with its offline push);
+- naive: what a user would write first, a kafka-python loop that computes each event's row and
+  calls `store.push(..., ONLINE_AND_OFFLINE)` once per event, on a sample.
+
+    .venv/bin/python -m bench.bench_ingest --events 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.common import (
+    archived,
+    fresh_settings,
+    offline_rows,
+    rss_mib,
+    start_worker,
+    stop_worker,
+    wait_until,
+    write_result,
+)
+from stream.catalog import EVENT_TYPES, view
+from stream.emit import send_to_kafka
+from stream.feast_env import open_store
+from stream.generator import GeneratedEvent, GeneratorConfig, default_start, generate
+from stream.ingest import Ingestor, Message
+from stream.producer import EventProducer
+from stream.settings import Settings
+from stream.sinks import frame
+from stream.state import UserState
+from stream.topics import ensure_topics
+
+EVENTS_PER_USER_DAY = 12  # what the generator's population averages
+
+
+def traffic(events: int, days: int, seed: int, prefix: str) -> list[GeneratedEvent]:
+    users = max(1, events // (EVENTS_PER_USER_DAY * days))
+    config = GeneratorConfig(
+        users=users,
+        days=days,
+        seed=seed,
+        start=default_start(datetime.now(UTC), days),
+        out_of_order=0.02,
+        duplicates=0.01,
+        invalid=0.005,
+        user_prefix=prefix,
+    )
+    return list(generate(config))
+
+
+def expected(settings: Settings, events: list[GeneratedEvent]) -> tuple[int, int]:
+    """(distinct valid events, feature rows) as the worker must write them, computed here."""
+    states: dict[tuple[str, str], UserState] = {}
+
+    def load(user_id: str, event_type: str) -> UserState:
+        key = (user_id, event_type)
+        state = states.get(key)
+        if state is None:
+            state = states[key] = UserState(user_id, event_type)  # type: ignore[arg-type]
+        return state
+
+    topics = {settings.topic_for(t): t for t in EVENT_TYPES}
+    ingestor = Ingestor(topics, load)
+    messages = [
+        Message(settings.topic_for(g.event_type or "activity"), 0, i, g.key, g.raw)
+        for i, g in enumerate(events)
+    ]
+    result = ingestor.process(messages)
+    return len(result.archive), len(result.rows)
+
+
+async def consume_only(settings: Settings, total: int) -> float:
+    """Seconds for aiokafka to read `total` messages of the run's topics, connect included."""
+    from aiokafka import AIOKafkaConsumer
+
+    began = time.monotonic()
+    consumer = AIOKafkaConsumer(
+        *(settings.topic_for(t) for t in EVENT_TYPES),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    seen = 0
+    try:
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            seen += sum(len(b) for b in batches.values())
+    finally:
+        await consumer.stop()
+    return time.monotonic() - began
+
+
+def naive(settings: Settings, sample: int) -> dict[str, Any]:
+    """A kafka-python loop, one `store.push` per event: the baseline the worker replaces."""
+    from feast.data_source import PushMode
+    from kafka import KafkaConsumer
+
+    store = open_store(settings)
+    states: dict[tuple[str, str], UserState] = {}
+
+    def load(user_id: str, event_type: str) -> UserState:
+        return states.setdefault((user_id, event_type), UserState(user_id, event_type))  # type: ignore[arg-type]
+
+    ingestor = Ingestor({settings.topic_for(t): t for t in EVENT_TYPES}, load)
+    consumer = KafkaConsumer(
+        *(settings.topic_for(t) for t in EVENT_TYPES),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=10_000,
+    )
+    pushed = consumed = 0
+    began = time.monotonic()
+    for record in consumer:
+        consumed += 1
+        message = Message(record.topic, record.partition, record.offset, record.key, record.value)
+        for row in ingestor.process([message]).rows:
+            store.push(
+                view(row.view).push_source, frame(row.view, [row]), to=PushMode.ONLINE_AND_OFFLINE
+            )
+            pushed += 1
+        if consumed >= sample:
+            break
+    seconds = time.monotonic() - began
+    consumer.close()
+    return {"events": consumed, "rows_pushed": pushed, "seconds": round(seconds, 2),
+            "events_per_s": round(consumed / seconds, 1)}  # fmt: skip
+
+
+def run(events_wanted: int, days: int, naive_sample: int) -> dict[str, Any]:
+    settings, prefix = fresh_settings()
+    ensure_topics(settings)
+    seed = int(prefix[5:13], 16)
+    print(f"generating about {events_wanted:,} events ...", flush=True)
+    events = traffic(events_wanted, days, seed, prefix)
+    distinct_valid, rows = expected(settings, events)
+    print(f"producing {len(events):,} events ({distinct_valid:,} distinct valid) ...", flush=True)
+    began = time.monotonic()
+    with EventProducer(settings) as producer:
+        send_to_kafka(events, producer, settings)
+        producer.flush()
+    produce_s = time.monotonic() - began
+
+    print("consume-only ceiling (aiokafka, no processing) ...", flush=True)
+    ceiling_s = asyncio.run(consume_only(settings, len(events)))
+
+    print("worker ...", flush=True)
+    began = time.monotonic()
+    worker = start_worker(settings, "ingest")
+    peak_rss = 0.0
+    try:
+
+        def progress() -> int:
+            nonlocal peak_rss
+            peak_rss = max(peak_rss, rss_mib(worker.pid))
+            return archived(settings, prefix)
+
+        wait_until(progress, distinct_valid, 3600, "events archived", worker)
+        wait_until(lambda: offline_rows(settings, prefix), rows, 600, "rows offline", worker)
+        worker_s = time.monotonic() - began
+    finally:
+        stop_worker(worker)
+
+    print(f"naive per-event push on a sample of {naive_sample} ...", flush=True)
+    naive_result = naive(settings, naive_sample)
+
+    ingest_rate = len(events) / worker_s
+    ceiling_rate = len(events) / ceiling_s
+    return {
+        "parameters": {"events": len(events), "days": days, "distinct_valid": distinct_valid,
+                       "rows": rows, "naive_sample": naive_sample},  # fmt: skip
+        "produce_s": round(produce_s, 2),
+        "ceiling": {"seconds": round(ceiling_s, 2), "events_per_s": round(ceiling_rate)},
+        "worker": {"seconds": round(worker_s, 2), "events_per_s": round(ingest_rate),
+                   "peak_rss_mib": round(peak_rss, 1)},  # fmt: skip
+        "naive": naive_result,
+        "ratios": {
+            "worker_over_ceiling": round(ingest_rate / ceiling_rate, 3),
+            "worker_over_naive": round(ingest_rate / naive_result["events_per_s"], 1),
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--naive-sample", type=int, default=300)
+    parser.add_argument("--name", default="ingest")
+    args = parser.parse_args()
+    report = run(args.events, args.days, args.naive_sample)
+    write_result(args.name, report)
+    w, c, n = report["worker"], report["ceiling"], report["naive"]
+    print(
+        f"worker {w['events_per_s']:,} ev/s | ceiling {c['events_per_s']:,} ev/s | "
+        f"naive {n['events_per_s']} ev/s | worker/ceiling {report['ratios']['worker_over_ceiling']}"
+        f" | worker/naive {report['ratios']['worker_over_naive']}x | peak RSS {w['peak_rss_mib']} MiB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""What the benchmarks share: fresh settings per run, workers in subprocesses, counts, results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from stream.catalog import VIEWS
+from stream.settings import Settings, get_settings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def fresh_settings(**update: Any) -> tuple[Settings, str]:
+    """Settings with topics, consumer group and user ids of their own; and the user-id prefix."""
+    run = uuid.uuid4().hex[:8]
+    settings = get_settings().model_copy(
+        update={
+            "topic_prefix": f"bench{run}",
+            "worker_app_id": f"bench{run}",
+            "worker_sweep_interval_s": 3600.0,
+            **update,
+        }
+    )
+    return settings, f"bench{run}-"
+
+
+def count(settings: Settings, sql: str, args: tuple[Any, ...] = ()) -> int:
+    with psycopg2.connect(settings.postgres_conninfo()) as conn, conn.cursor() as cur:
+        cur.execute(sql, args)
+        row = cur.fetchone()
+    conn.close()
+    return int(row[0]) if row else 0
+
+
+def archived(settings: Settings, prefix: str) -> int:
+    return count(settings, "SELECT count(*) FROM raw_events WHERE user_id LIKE %s", (f"{prefix}%",))
+
+
+def offline_rows(settings: Settings, prefix: str) -> int:
+    union = " UNION ALL ".join(
+        f"SELECT count(*) AS n FROM {v.table} WHERE user_id LIKE %(p)s"  # noqa: S608 - catalog names
+        for v in VIEWS
+    )
+    with psycopg2.connect(settings.postgres_conninfo()) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT sum(n) FROM ({union}) AS t", {"p": f"{prefix}%"})  # noqa: S608
+        row = cur.fetchone()
+    conn.close()
+    return int(row[0] or 0) if row else 0
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_worker(settings: Settings, name: str) -> subprocess.Popen[bytes]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    log = (workdir / "worker.log").open("wb")
+    print(f"  worker {name}: log {workdir / 'worker.log'}", flush=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "stream", "worker", "--loglevel", "warn"],
+        env={**os.environ, **settings.to_env()},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
+        start_new_session=True,
+    )
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def wait_until(
+    done: Callable[[], int],
+    target: int,
+    timeout_s: float,
+    what: str,
+    worker: subprocess.Popen[bytes] | None = None,
+    every_s: float = 0.5,
+) -> float:
+    """Poll `done()` until it reaches `target`; print progress; return the seconds it took."""
+    began = time.monotonic()
+    last_print = began
+    while (value := done()) < target:
+        now = time.monotonic()
+        if worker is not None and worker.poll() is not None:
+            raise RuntimeError(f"the worker exited ({worker.returncode}) at {value}/{target} {what}")
+        if now - began > timeout_s:
+            raise TimeoutError(f"{value} of {target} {what} after {timeout_s:.0f}s")
+        if now - last_print > 5:
+            print(f"  {value:,}/{target:,} {what} after {now - began:.0f}s", flush=True)
+            last_print = now
+        time.sleep(every_s)
+    return time.monotonic() - began
+
+
+def machine() -> dict[str, Any]:
+    versions = {}
+    for package in ("feast", "faust-streaming", "aiokafka", "kafka-python", "redis", "psycopg"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def write_result(name: str, report: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **report}, indent=2, default=str) + "\n")
+    print(f"wrote {path}", flush=True)
+    return path

@@ -1,0 +1,72 @@
+"""The worker's writes, in a process of their own.
+
+The event loop (consuming, aggregating, the changelog) and the writes (Feast's row conversion,
+Redis, Postgres) each keep a core busy; in one process they would take turns on the GIL. So the
+worker hands each flush to one writer process, which holds the sinks and retries while Redis or
+Postgres is away. One process, not several: each user's rows then reach the stores in row-time
+order. A failure that retries cannot cure is raised to the worker, which stops before Faust can
+commit the offsets of unwritten events.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+from stream.ingest import ArchiveRecord
+from stream.settings import Settings
+from stream.state import Row
+
+logger = logging.getLogger(__name__)
+
+_settings: Settings | None = None
+_sinks: tuple[object, object] | None = None
+
+
+def start(settings: Settings) -> ProcessPoolExecutor:
+    """The writer process. Spawned, not forked: the worker's event loop and sockets stay home."""
+    pool = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init,
+        initargs=(settings, logging.getLogger().getEffectiveLevel()),
+    )
+    pool.submit(warm_up)  # import Feast and open the store before the first batch arrives
+    return pool
+
+
+def _init(settings: Settings, level: int) -> None:
+    global _settings
+    _settings = settings
+    logging.basicConfig(
+        level=level, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+    )
+
+
+def _open() -> tuple[object, object]:
+    global _sinks
+    if _sinks is None:
+        from stream.feast_env import open_store
+        from stream.sinks import ArchiveSink, FeatureSink
+
+        assert _settings is not None, "the writer process was not initialised"
+        _sinks = (
+            ArchiveSink(_settings.postgres_conninfo(), _settings.postgres_schema),
+            FeatureSink(open_store(_settings)),
+        )
+    return _sinks
+
+
+def warm_up() -> None:
+    _open()
+
+
+def write(archive: list[ArchiveRecord], rows: list[Row]) -> None:
+    """Raw events to the archive, then the rows through the push sources; both retried."""
+    from stream.sinks import ArchiveSink, FeatureSink, with_retry
+
+    archive_sink, feature_sink = _open()
+    assert isinstance(archive_sink, ArchiveSink) and isinstance(feature_sink, FeatureSink)
+    with_retry(lambda: archive_sink.write(archive), "archive write")
+    with_retry(lambda: feature_sink.write(rows), "feature push")
