@@ -53,8 +53,8 @@ test: apply lint ## every test against the real stack
 demo: apply      ## the main job end to end: a day of traffic through a real worker
 	$(PY) -m stream demo
 
-replay: apply    ## rebuild feature history from the raw-event archive
-	@echo "make replay: arrives with issue #6"
+replay: apply    ## recompute feature history (ARGS="--from 2026-11-01 --to 2026-11-08 --online")
+	$(PY) -m stream replay $(ARGS)
 
 bench: apply     ## benchmarks with side-by-side baselines
 	@echo "make bench: arrives with issue #7"

@@ -103,6 +103,13 @@ class Ingestor:
             self._apply(event, message, result)
         return result
 
+    def process_valid(self, items: Iterable[tuple[Event, Message]]) -> BatchResult:
+        """Events validated before (the raw-event archive holds only those): no decoding."""
+        result = BatchResult()
+        for event, message in items:
+            self._apply(event, message, result)
+        return result
+
     def _apply(self, event: Event, message: Message, result: BatchResult) -> None:
         user_id: str = event["user_id"]
         event_type: str = event["event_type"]
