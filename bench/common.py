@@ -107,7 +107,9 @@ def wait_until(
     while (value := done()) < target:
         now = time.monotonic()
         if worker is not None and worker.poll() is not None:
-            raise RuntimeError(f"the worker exited ({worker.returncode}) at {value}/{target} {what}")
+            raise RuntimeError(
+                f"the worker exited ({worker.returncode}) at {value}/{target} {what}"
+            )
         if now - began > timeout_s:
             raise TimeoutError(f"{value} of {target} {what} after {timeout_s:.0f}s")
         if now - last_print > 5:
