@@ -4,7 +4,7 @@ For each store, on the same generated traffic in fresh topics: the time for a wo
 all, the worker's RSS, and the time a restarted worker needs before it processes a new event
 (state restored from the changelog). Writes bench/results/store_choice.json.
 
-    .venv/bin/python bench/store_choice.py --users 400 --days 5
+    .venv/bin/python -m bench.store_choice --users 400 --days 5
 """
 
 from __future__ import annotations
@@ -13,18 +13,14 @@ import argparse
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
+from bench.common import archived, rss_mib, start_worker, stop_worker, wait_until
 from stream.emit import send_to_kafka
 from stream.events import encode
 from stream.generator import GeneratorConfig, default_start, generate
@@ -35,41 +31,8 @@ from stream.topics import ensure_topics
 RESULTS = Path(__file__).resolve().parent / "results" / "store_choice.json"
 
 
-def archived(settings: Settings, prefix: str) -> int:
-    with psycopg2.connect(settings.postgres_conninfo()) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM raw_events WHERE user_id LIKE %s", (f"{prefix}%",))
-        row = cur.fetchone()
-    conn.close()
-    return int(row[0]) if row else 0
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def start_worker(settings: Settings, workdir: Path, name: str) -> subprocess.Popen[bytes]:
-    log = (workdir / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "stream", "worker", "--loglevel", "warn"],
-        env={**os.environ, **settings.to_env()},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=workdir,
-        start_new_session=True,
-    )
-
-
 def wait_count(settings: Settings, prefix: str, target: int, timeout_s: float) -> float:
-    began = time.monotonic()
-    while (done := archived(settings, prefix)) < target:
-        print(f"  {done}/{target} archived after {time.monotonic() - began:.0f}s", flush=True)
-        if time.monotonic() - began > timeout_s:
-            raise TimeoutError(f"{done} of {target} archived")
-        time.sleep(2)
-    return time.monotonic() - began
+    return wait_until(lambda: archived(settings, prefix), target, timeout_s, "archived")
 
 
 def measure(store: str, users: int, days: int) -> dict[str, Any]:
@@ -92,14 +55,12 @@ def measure(store: str, users: int, days: int) -> dict[str, Any]:
     with EventProducer(settings) as producer:
         send_to_kafka(events, producer, settings)
         producer.flush()
-    workdir = Path(tempfile.mkdtemp(prefix=f"store-{run}-"))
-    worker = start_worker(settings, workdir, "first")
+    worker = start_worker(settings, f"store-{run}-first")
     ingest_s = wait_count(settings, prefix, len(events), 900)
     rss = rss_mib(worker.pid)
-    os.killpg(worker.pid, signal.SIGTERM)
-    worker.wait(timeout=60)
+    stop_worker(worker)
 
-    restarted = start_worker(settings, workdir, "restarted")
+    restarted = start_worker(settings, f"store-{run}-restarted")
     began = time.monotonic()
     probe = {**events[-1].event, "event_id": str(uuid.uuid4())} if events[-1].event else None
     assert probe is not None
@@ -108,8 +69,7 @@ def measure(store: str, users: int, days: int) -> dict[str, Any]:
         producer.flush()
     wait_count(settings, prefix, len(events) + 1, 600)
     recovery_s = time.monotonic() - began
-    os.killpg(restarted.pid, signal.SIGTERM)
-    restarted.wait(timeout=60)
+    stop_worker(restarted)
     return {
         "store": store,
         "events": len(events),

@@ -27,7 +27,7 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -489,17 +489,6 @@ def _rows_after(result: BatchResult, chunk: Chunk, skip: int, span: ReplayRange)
         if not record.too_late and record.event["event_id"] in skipped_ids
     )
     return [r for r in result.rows[keep_from:] if span.covers(r.row_us)]
-
-
-def final_states_of(events: Iterable[Event]) -> dict[tuple[str, str], UserState]:
-    """States after applying `events` in the given order (tests compare them with the worker's)."""
-    states: dict[tuple[str, str], UserState] = {}
-
-    def load(user_id: str, event_type: str) -> UserState:
-        return states.setdefault((user_id, event_type), UserState(user_id, event_type))  # type: ignore[arg-type]
-
-    Ingestor({}, load).process_valid((e, Message("", 0, 0, None, b"")) for e in events)
-    return states
 
 
 def default_range(now: datetime | None = None) -> ReplayRange:

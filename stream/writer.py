@@ -13,15 +13,19 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 from stream.ingest import ArchiveRecord
 from stream.settings import Settings
 from stream.state import Row
 
+if TYPE_CHECKING:
+    from stream.sinks import ArchiveSink, FeatureSink
+
 logger = logging.getLogger(__name__)
 
 _settings: Settings | None = None
-_sinks: tuple[object, object] | None = None
+_sinks: tuple[ArchiveSink, FeatureSink] | None = None
 
 
 def start(settings: Settings) -> ProcessPoolExecutor:
@@ -44,7 +48,7 @@ def _init(settings: Settings, level: int) -> None:
     )
 
 
-def _open() -> tuple[object, object]:
+def _open() -> tuple[ArchiveSink, FeatureSink]:
     global _sinks
     if _sinks is None:
         from stream.feast_env import open_store
@@ -64,9 +68,8 @@ def warm_up() -> None:
 
 def write(archive: list[ArchiveRecord], rows: list[Row]) -> None:
     """Raw events to the archive, then the rows through the push sources; both retried."""
-    from stream.sinks import ArchiveSink, FeatureSink, with_retry
+    from stream.sinks import with_retry
 
     archive_sink, feature_sink = _open()
-    assert isinstance(archive_sink, ArchiveSink) and isinstance(feature_sink, FeatureSink)
     with_retry(lambda: archive_sink.write(archive), "archive write")
     with_retry(lambda: feature_sink.write(rows), "feature push")
