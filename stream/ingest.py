@@ -83,6 +83,21 @@ class Ingestor:
         self.topic_types = topic_types
         self.load_state = load_state
 
+    @classmethod
+    def in_memory(
+        cls, topic_types: Mapping[str, str] | None = None
+    ) -> tuple[Ingestor, dict[tuple[str, str], UserState]]:
+        """An ingestor keeping its states in a plain dict (replay, benchmarks); and the dict."""
+        states: dict[tuple[str, str], UserState] = {}
+
+        def load(user_id: str, event_type: str) -> UserState:
+            state = states.get((user_id, event_type))
+            if state is None:
+                state = states[(user_id, event_type)] = UserState(user_id, event_type)  # type: ignore[arg-type]
+            return state
+
+        return cls(topic_types or {}, load), states
+
     def process(self, messages: Iterable[Message]) -> BatchResult:
         result = BatchResult()
         for message in messages:

@@ -43,7 +43,7 @@ from stream.derive import parse_time, to_us
 from stream.events import Event, EventValidationError, decode
 from stream.ingest import BatchResult, Ingestor, Message, latest_per_user
 from stream.settings import Settings
-from stream.state import Row, UserState
+from stream.state import Row
 
 logger = logging.getLogger(__name__)
 
@@ -424,15 +424,7 @@ def replay(
         checkpoint = Checkpoint(checkpoint.path, key)
     resume_at = checkpoint.events_done
     writer = OfflineWriter(settings, span, checkpoint)
-    states: dict[tuple[str, str], UserState] = {}
-
-    def load(user_id: str, event_type: str) -> UserState:
-        state = states.get((user_id, event_type))
-        if state is None:
-            state = states[(user_id, event_type)] = UserState(user_id, event_type)  # type: ignore[arg-type]
-        return state
-
-    ingestor = Ingestor({}, load)
+    ingestor, states = Ingestor.in_memory()
     stats = SourceStats()
     report = ReplayReport(resumed_from=resume_at)
     chunks = source(stats)
