@@ -145,9 +145,13 @@ class ArchiveSink:
         conn = self._connection()
         columns = ", ".join(self.COLUMNS)
         with conn.cursor() as cur:
+            # Spelled out, not LIKE raw_events: LIKE needs SELECT on the archive, which the
+            # ingestor role does not have (migration 0004).
             cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS _archive_in "
-                "(LIKE raw_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                "CREATE TEMP TABLE IF NOT EXISTS _archive_in (event_id uuid, user_id text, "
+                "event_type text, event_timestamp timestamptz, event jsonb, source_topic text, "
+                "source_partition integer, source_offset bigint, too_late boolean) "
+                "ON COMMIT DELETE ROWS"
             )
             with cur.copy(f"COPY _archive_in ({columns}) FROM STDIN") as copy:
                 for record in records:
