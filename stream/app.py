@@ -61,7 +61,9 @@ class Runtime:
         self.dlq = dlq
         self.states: dict[tuple[str, str], UserState] = {}
         topic_types = {settings.topic_for(t): t for t in EVENT_TYPES}
-        self.ingestor = Ingestor(topic_types, self.load_state)
+        self.ingestor = Ingestor(
+            topic_types, self.load_state, max_ahead_s=settings.event_max_ahead_s
+        )
         self.writer: ProcessPoolExecutor | None = None
         self.totals: dict[str, int] = {}
         self._queue: list[Pending] = []
@@ -194,6 +196,7 @@ def build_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.worker_app_id,
         broker=brokers,
+        broker_credentials=settings.faust_credentials(),
         store=settings.worker_store,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,

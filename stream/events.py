@@ -32,6 +32,8 @@ SCHEMA_VERSION: Final = 1
 # Largest message accepted, checked on the raw bytes before any parsing. A valid v1 event is
 # well under 1 KiB (every string is bounded), so this only stops garbage early.
 MAX_MESSAGE_BYTES: Final = 16 * 1024
+# 2000-01-01T00:00:00Z: an event stamped earlier comes from a reset clock, not from a user.
+EARLIEST_EVENT_S: Final = 946_684_800
 
 # "$" is the whole message: what a JSON path calls the root.
 ROOT: Final = "$"
@@ -191,10 +193,22 @@ def encode(event: Event) -> bytes:
     return raw
 
 
+def event_seconds(event: Event) -> float:
+    """POSIX seconds of a validated event's event_timestamp."""
+    return _real_instant(event["event_timestamp"])[1]
+
+
 def check_semantics(event: Event) -> None:
     """The rules past the schema; `event` must already have passed its schema."""
     event_type: str = event["event_type"]
     when = _timestamp(event["event_timestamp"], "event_timestamp", event_type)
+    if when < EARLIEST_EVENT_S:
+        raise EventValidationError(
+            "event_timestamp",
+            "range",
+            "is before 2000-01-01T00:00:00Z; no device this app reads from recorded earlier",
+            event_type,
+        )
     if event_type == "sleep":
         _check_sleep(event["payload"], when)
 

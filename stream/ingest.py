@@ -8,6 +8,7 @@ changelog-backed table on first use.
 from __future__ import annotations
 
 import base64
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 
 from stream.derive import observe
-from stream.events import Event, EventValidationError, decode
+from stream.events import Event, EventValidationError, decode, event_seconds
 from stream.state import Outcome, Row, UserState
 
 
@@ -79,9 +80,19 @@ def dead_letter(message: Message, error: EventValidationError) -> bytes:
 class Ingestor:
     """Decode, validate, dedupe and aggregate; `topic_types` maps each topic to its event type."""
 
-    def __init__(self, topic_types: Mapping[str, str], load_state: StateLoader) -> None:
+    def __init__(
+        self,
+        topic_types: Mapping[str, str],
+        load_state: StateLoader,
+        max_ahead_s: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.topic_types = topic_types
         self.load_state = load_state
+        # Events stamped further ahead of this clock come from a broken device clock (or
+        # someone trying to push a user's windows into the future): dead letters.
+        self.max_ahead_s = max_ahead_s
+        self.clock = clock
 
     @classmethod
     def in_memory(
@@ -100,6 +111,7 @@ class Ingestor:
 
     def process(self, messages: Iterable[Message]) -> BatchResult:
         result = BatchResult()
+        latest = None if self.max_ahead_s is None else self.clock() + self.max_ahead_s
         for message in messages:
             try:
                 event = decode(message.value)
@@ -109,6 +121,13 @@ class Ingestor:
                         "event_type",
                         "topic",
                         f"is {event['event_type']!r} on the {expected} topic {message.topic!r}",
+                        event["event_type"],
+                    )
+                if latest is not None and event_seconds(event) > latest:
+                    raise EventValidationError(
+                        "event_timestamp",
+                        "future",
+                        f"is more than {self.max_ahead_s:g} s ahead of the worker's clock",
                         event["event_type"],
                     )
             except EventValidationError as exc:

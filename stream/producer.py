@@ -60,6 +60,7 @@ class EventProducer:
             "linger_ms": LINGER_MS,
             "compression_type": None if self.compression == "none" else self.compression,
         }
+        config.update(settings.kafka_client_config())
         config.update(overrides)
         self._producer = KafkaProducer(**config)
         self._lock = threading.Lock()

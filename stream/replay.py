@@ -199,6 +199,7 @@ def kafka_source(
             group_id=None,
             consumer_timeout_ms=5_000,
             max_poll_records=5_000,
+            **settings.kafka_client_config(),
         )
         partitions = [
             TopicPartition(topic, p)

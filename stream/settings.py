@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -45,6 +46,15 @@ class Settings(BaseSettings):
     # Only the local stack uses this: the KRaft controller listener of the single-node broker.
     kafka_controller_port: int = 19093
 
+    # Kafka's security. SASL_SSL (TLS, then a user name and password) is what managed Kafka
+    # services ask for; the CA file verifies the brokers' certificates (the system's CAs when
+    # unset). Every Kafka client here (worker, producer, admin, replay) uses these.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: Path | None = None
+
     # Topics are "<prefix>.<event type>" (aurora.activity, ...) plus "<prefix>.dlq".
     topic_prefix: str = "aurora"
     topic_partitions: int = 4
@@ -73,6 +83,8 @@ class Settings(BaseSettings):
     # A batch is flushed when it holds this many events or after this many seconds.
     worker_batch_max: int = 2000
     worker_flush_interval_s: float = 0.2
+    # Events stamped more than this ahead of the worker's clock go to the dead-letter topic.
+    event_max_ahead_s: float = 86_400.0
     # How often idle users' rows are recomputed so windows decay with time.
     worker_sweep_interval_s: float = 300.0
     # How long the group waits for a silent worker before its partitions move to another.
@@ -112,13 +124,72 @@ class Settings(BaseSettings):
             raise ValueError("redis_url must look like redis://[:password@]host:port/db")
         return value
 
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "AURORA_KAFKA_SASL_USERNAME and AURORA_KAFKA_SASL_PASSWORD"
+            )
+        return self
+
     def to_env(self) -> dict[str, str]:
         """The AURORA_* variables that reproduce these settings in a child process (secrets too)."""
         env = {}
         for name, value in self.model_dump().items():
+            if value is None:
+                continue
             plain = value.get_secret_value() if isinstance(value, SecretStr) else value
             env[f"AURORA_{name.upper()}"] = str(plain)
         return env
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """Security keyword arguments for kafka-python's clients (empty for PLAINTEXT)."""
+        protocol = self.kafka_security_protocol
+        if protocol == "PLAINTEXT":
+            return {}
+        config: dict[str, Any] = {"security_protocol": protocol}
+        if protocol.endswith("SSL") and self.kafka_ssl_cafile is not None:
+            config["ssl_cafile"] = str(self.kafka_ssl_cafile)
+        if protocol.startswith("SASL_"):
+            config["sasl_mechanism"] = self.kafka_sasl_mechanism
+            config["sasl_plain_username"] = self.kafka_sasl_username
+            config["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        return config
+
+    def kafka_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context aiokafka and Faust take, verifying brokers against the CA file."""
+        if not self.kafka_security_protocol.endswith("SSL"):
+            return None
+        cafile = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+        return ssl.create_default_context(cafile=cafile)
+
+    def faust_credentials(self) -> Any:
+        """The `broker_credentials` for Faust's app (None for PLAINTEXT)."""
+        import faust
+
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_"):
+            return faust.SASLCredentials(
+                username=self.kafka_sasl_username,
+                password=self.kafka_sasl_password.get_secret_value(),
+                ssl_context=self.kafka_ssl_context(),
+                mechanism=self.kafka_sasl_mechanism,
+            )
+        if protocol == "SSL":
+            return faust.SSLCredentials(self.kafka_ssl_context())
+        return None
+
+    def aiokafka_client_config(self) -> dict[str, Any]:
+        """Security keyword arguments for aiokafka's clients (empty for PLAINTEXT)."""
+        config = self.kafka_client_config()
+        config.pop("ssl_cafile", None)
+        context = self.kafka_ssl_context()
+        if context is not None:
+            config["ssl_context"] = context
+        return config
 
     def topic_for(self, event_type: str) -> str:
         return f"{self.topic_prefix}.{event_type}"

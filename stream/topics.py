@@ -30,7 +30,9 @@ def topic_names(settings: Settings) -> list[str]:
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the missing topics and return the names created by this call."""
     admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, client_id="aurora-topics"
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id="aurora-topics",
+        **settings.kafka_client_config(),
     )
     try:
         existing = set(admin.list_topics())

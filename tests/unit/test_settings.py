@@ -59,3 +59,42 @@ def test_conninfo_quotes_awkward_passwords() -> None:
 def test_bad_values_are_refused_with_a_reason(field: str, value: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings.model_validate({field: value})
+
+
+def test_kafka_sasl_ssl_reaches_every_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AURORA_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("AURORA_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("AURORA_KAFKA_SASL_USERNAME", "ingest")
+    monkeypatch.setenv("AURORA_KAFKA_SASL_PASSWORD", "kafkasecret")
+    settings = Settings()
+    assert settings.kafka_client_config() == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "ingest",
+        "sasl_plain_password": "kafkasecret",
+    }
+    aio = settings.aiokafka_client_config()
+    assert aio["security_protocol"] == "SASL_SSL" and aio["ssl_context"] is not None
+    credentials = settings.faust_credentials()
+    assert (credentials.protocol.value, credentials.mechanism.value) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+    )
+    assert "kafkasecret" not in f"{settings!r} {settings} {credentials!r}"
+    # A child process (the worker, the writer) gets the same settings back.
+    monkeypatch.delenv("AURORA_KAFKA_SASL_PASSWORD")
+    for key, value in settings.to_env().items():
+        monkeypatch.setenv(key, value)
+    assert Settings().kafka_client_config() == settings.kafka_client_config()
+
+
+def test_plaintext_kafka_adds_nothing() -> None:
+    settings = Settings()
+    assert settings.kafka_client_config() == {}
+    assert settings.faust_credentials() is None
+    assert "AURORA_KAFKA_SSL_CAFILE" not in settings.to_env()
+
+
+def test_sasl_without_credentials_is_refused() -> None:
+    with pytest.raises(ValidationError, match="AURORA_KAFKA_SASL_USERNAME"):
+        Settings(kafka_security_protocol="SASL_SSL")
