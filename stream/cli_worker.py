@@ -15,6 +15,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from stream.topics import ensure_topics
 
     settings = get_settings()
+    if args.loglevel is not None:
+        settings = settings.model_copy(update={"worker_loglevel": args.loglevel})
     ensure_topics(settings)
     app = build_app(settings)
     # Faust parses its own command line; hand it the worker command and our flags.
@@ -25,7 +27,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if settings.worker_web_port
         else ["--without-web"]
     )
-    sys.argv = [sys.argv[0], "worker", "--loglevel", args.loglevel, *web, *args.faust_args]
+    level = settings.worker_loglevel
+    sys.argv = [sys.argv[0], "worker", "--loglevel", level, *web, *args.faust_args]
     app.main()
     return 0
 
@@ -43,7 +46,10 @@ def register(commands: Any) -> None:
         help="run a Faust worker (several share the partitions of one consumer group)",
     )
     worker.add_argument(
-        "--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"]
+        "--loglevel",
+        default=None,
+        choices=["crit", "error", "warn", "info", "debug"],
+        help="default: AURORA_WORKER_LOGLEVEL (info)",
     )
     worker.add_argument("faust_args", nargs=argparse.REMAINDER, help="passed on to `faust worker`")
     worker.set_defaults(run=cmd_worker)

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     worker_sweep_interval_s: float = 300.0
     # How long the group waits for a silent worker before its partitions move to another.
     worker_session_timeout_s: float = 30.0
+    # The worker's log level (`--loglevel` sets it too); its writer process logs at the same.
+    worker_loglevel: Literal["crit", "error", "warn", "info", "debug"] = "info"
     # Faust's web server (metrics, health); 0 turns it off.
     worker_web_port: int = 0
 

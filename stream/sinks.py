@@ -98,10 +98,12 @@ class FeatureSink:
         by_view: dict[str, list[Row]] = {}
         for row in rows:
             by_view.setdefault(row.view, []).append(row)
+        # Online first: it is what models read now; the history can follow a moment later.
         for view_name, view_rows in by_view.items():
             source = view(view_name).push_source
-            self.pusher.offline(source, frame(view_name, view_rows))
             self.pusher.online(source, frame(view_name, latest_per_user(view_rows)))
+        for view_name, view_rows in by_view.items():
+            self.pusher.offline(view(view_name).push_source, frame(view_name, view_rows))
 
 
 class ArchiveSink:

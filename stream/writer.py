@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+LEVELS = {
+    "crit": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
 _settings: Settings | None = None
 _sinks: tuple[ArchiveSink, FeatureSink] | None = None
 
@@ -34,7 +43,7 @@ def start(settings: Settings) -> ProcessPoolExecutor:
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init,
-        initargs=(settings, logging.getLogger().getEffectiveLevel()),
+        initargs=(settings, LEVELS[settings.worker_loglevel]),
     )
     pool.submit(warm_up)  # import Feast and open the store before the first batch arrives
     return pool
@@ -43,6 +52,10 @@ def start(settings: Settings) -> ProcessPoolExecutor:
 def _init(settings: Settings, level: int) -> None:
     global _settings
     _settings = settings
+    # The writer shares the worker's process group, so a Ctrl-C or a SIGTERM to the group
+    # reaches it too; it must live on until the worker has flushed and shut it down itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
         level=level, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
     )
@@ -67,9 +80,13 @@ def warm_up() -> None:
 
 
 def write(archive: list[ArchiveRecord], rows: list[Row]) -> None:
-    """Raw events to the archive, then the rows through the push sources; both retried."""
+    """The rows through the push sources, then the raw events to the archive; both retried.
+
+    Online goes first because it is what freshness measures; nothing is acknowledged before
+    all of it is written, so the order costs no safety.
+    """
     from stream.sinks import with_retry
 
     archive_sink, feature_sink = _open()
-    with_retry(lambda: archive_sink.write(archive), "archive write")
     with_retry(lambda: feature_sink.write(rows), "feature push")
+    with_retry(lambda: archive_sink.write(archive), "archive write")
