@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg2
 import pytest
@@ -43,6 +44,21 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 _BACKEND = pytest.StashKey[str]()
+# What the fault tests measured (tests/integration/test_faults.py), printed in the summary.
+FAULT_REPORT = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    rows = config.stash.get(FAULT_REPORT, [])
+    if not rows:
+        return
+    terminalreporter.section("fault report")
+    for row in rows:
+        terminalreporter.write_line(
+            f"{row['fault']}: {row['events_in']} events in, {row['archived']} archived, "
+            f"{row['rows']} rows, {row['retried']} writes retried, caught up "
+            f"{row['recovered_s']} s after recovery"
+        )
 
 
 @pytest.fixture(scope="session")
