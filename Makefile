@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install lock up down status migrate apply lint test demo replay bench clean
+.PHONY: help install lock up down status migrate apply lint test demo replay bench bench-quick soak clean
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,8 +56,14 @@ demo: apply      ## the main job end to end: a day of traffic through a real wor
 replay: apply    ## recompute feature history (ARGS="--from 2026-11-01 --to 2026-11-08 --online")
 	$(PY) -m stream replay $(ARGS)
 
-bench: apply     ## benchmarks with side-by-side baselines
-	@echo "make bench: arrives with issue #7"
+bench: apply     ## every benchmark beside its baseline: results, chart, bench/README.md table
+	$(PY) -m bench
+
+bench-quick: apply ## the same benchmarks, small (under 3 minutes)
+	$(PY) -m bench --quick
+
+soak: apply      ## 10 minutes at 80% of the measured rate: RSS and lag must not grow
+	$(PY) -m bench.soak $(ARGS)
 
 clean:           ## stop the stack, remove its data and the venv
 	@if [ -x $(PY) ]; then $(PY) -m devstack clean; fi

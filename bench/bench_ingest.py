@@ -22,11 +22,12 @@ from typing import Any
 
 from bench.common import (
     archived,
+    delete_run_topics,
     fresh_settings,
     offline_rows,
-    rss_mib,
     start_worker,
     stop_worker,
+    tree_rss_mib,
     wait_until,
     write_result,
 )
@@ -38,7 +39,6 @@ from stream.ingest import Ingestor, Message
 from stream.producer import EventProducer
 from stream.settings import Settings
 from stream.sinks import frame
-from stream.state import UserState
 from stream.topics import ensure_topics
 
 EVENTS_PER_USER_DAY = 12  # what the generator's population averages
@@ -61,17 +61,7 @@ def traffic(events: int, days: int, seed: int, prefix: str) -> list[GeneratedEve
 
 def expected(settings: Settings, events: list[GeneratedEvent]) -> tuple[int, int]:
     """(distinct valid events, feature rows) as the worker must write them, computed here."""
-    states: dict[tuple[str, str], UserState] = {}
-
-    def load(user_id: str, event_type: str) -> UserState:
-        key = (user_id, event_type)
-        state = states.get(key)
-        if state is None:
-            state = states[key] = UserState(user_id, event_type)  # type: ignore[arg-type]
-        return state
-
-    topics = {settings.topic_for(t): t for t in EVENT_TYPES}
-    ingestor = Ingestor(topics, load)
+    ingestor, _ = Ingestor.in_memory({settings.topic_for(t): t for t in EVENT_TYPES})
     messages = [
         Message(settings.topic_for(g.event_type or "activity"), 0, i, g.key, g.raw)
         for i, g in enumerate(events)
@@ -110,12 +100,7 @@ def naive(settings: Settings, sample: int) -> dict[str, Any]:
     from kafka import KafkaConsumer
 
     store = open_store(settings)
-    states: dict[tuple[str, str], UserState] = {}
-
-    def load(user_id: str, event_type: str) -> UserState:
-        return states.setdefault((user_id, event_type), UserState(user_id, event_type))  # type: ignore[arg-type]
-
-    ingestor = Ingestor({settings.topic_for(t): t for t in EVENT_TYPES}, load)
+    ingestor, _ = Ingestor.in_memory({settings.topic_for(t): t for t in EVENT_TYPES})
     consumer = KafkaConsumer(
         *(settings.topic_for(t) for t in EVENT_TYPES),
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -167,7 +152,7 @@ def run(events_wanted: int, days: int, naive_sample: int) -> dict[str, Any]:
 
         def progress() -> int:
             nonlocal peak_rss
-            peak_rss = max(peak_rss, rss_mib(worker.pid))
+            peak_rss = max(peak_rss, tree_rss_mib(worker.pid))
             return archived(settings, prefix)
 
         wait_until(progress, distinct_valid, 3600, "events archived", worker)
@@ -178,6 +163,7 @@ def run(events_wanted: int, days: int, naive_sample: int) -> dict[str, Any]:
 
     print(f"naive per-event push on a sample of {naive_sample} ...", flush=True)
     naive_result = naive(settings, naive_sample)
+    delete_run_topics(settings)
 
     ingest_rate = len(events) / worker_s
     ceiling_rate = len(events) / ceiling_s

@@ -69,6 +69,20 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def tree_rss_mib(pid: int) -> float:
+    """RSS of a process and its descendants (the worker and its writer process)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += rss_mib(current)
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def start_worker(settings: Settings, name: str) -> subprocess.Popen[bytes]:
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     log = (workdir / "worker.log").open("wb")
@@ -119,9 +133,34 @@ def wait_until(
     return time.monotonic() - began
 
 
+def delete_run_topics(settings: Settings) -> None:
+    """Delete the run's topics (events, dead letters, the app's changelog and internal ones)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        mine = [
+            t
+            for t in admin.list_topics()
+            if t.startswith((settings.topic_prefix, settings.worker_app_id))
+        ]
+        if mine:
+            admin.delete_topics(mine)
+    finally:
+        admin.close()
+
+
 def machine() -> dict[str, Any]:
-    versions = {}
-    for package in ("feast", "faust-streaming", "aiokafka", "kafka-python", "redis", "psycopg"):
+    versions: dict[str, str | None] = {}
+    for package in (
+        "feast",
+        "faust-streaming",
+        "aiokafka",
+        "kafka-python",
+        "redis",
+        "psycopg",
+        "matplotlib",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -1,0 +1,197 @@
+"""Memory per active user: the state's bytes, its objects, and a real worker's RSS holding it.
+
+For each user count (10k and 100k in the full run), a day of generated traffic per user goes
+through the worker's `Ingestor` in memory. Then:
+
+- state bytes: the changelog records of every (user, event type) state, summed and divided by
+  the users; this is what the worker's table holds and what the changelog topic stores;
+- object bytes: what `UserState.from_bytes` allocates for all of them, under tracemalloc; the
+  worker builds these objects for a user when its next event arrives;
+- worker RSS (its main process, which holds the state; the writer process's is reported beside
+  it): the records are produced into a fresh app's changelog topic and a real worker is
+  started on it; once it has recovered the table (an event sent after the records is archived,
+  and agents run only after recovery), its RSS is read. The same is done with an empty
+  changelog, and the difference divided by the users is the worker's RSS per user.
+
+    .venv/bin/python -m bench.bench_memory --users 10000,100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tracemalloc
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.bench_ingest import traffic
+from bench.common import (
+    archived,
+    delete_run_topics,
+    fresh_settings,
+    rss_mib,
+    start_worker,
+    stop_worker,
+    tree_rss_mib,
+    wait_until,
+    write_result,
+)
+from stream.app import state_key
+from stream.catalog import EVENT_TYPES
+from stream.emit import send_to_kafka
+from stream.generator import GeneratorConfig, generate
+from stream.ingest import Ingestor, Message
+from stream.producer import EventProducer
+from stream.settings import Settings
+from stream.state import UserState
+from stream.topics import ensure_topics
+
+EVENTS_PER_USER = 12  # one day of the generator's average user
+
+
+def build_states(settings: Settings, users: int, prefix: str) -> dict[bytes, bytes]:
+    """Changelog key -> state record for `users` users after a day of traffic each."""
+    events = traffic(users * EVENTS_PER_USER, 1, zlib.crc32(prefix.encode()), prefix)
+    ingestor, states = Ingestor.in_memory({settings.topic_for(t): t for t in EVENT_TYPES})
+    for at in range(0, len(events), 50_000):
+        ingestor.process(
+            Message(settings.topic_for(g.event_type or "activity"), 0, at + i, g.key, g.raw)
+            for i, g in enumerate(events[at : at + 50_000])
+        )
+    return {state_key(*key): state.to_bytes() for key, state in states.items()}
+
+
+def object_bytes(records: dict[bytes, bytes]) -> int:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        objects = [UserState.from_bytes(raw) for raw in records.values()]
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del objects
+    return after - before
+
+
+def produce_changelog(settings: Settings, records: dict[bytes, bytes]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        linger_ms=20,
+        batch_size=512 * 1024,
+        compression_type=None,
+    )
+    topic = f"{settings.worker_app_id}-user-state-changelog"
+    for key, value in records.items():
+        # The worker's partition for a state is its user's event partition; any spread will do
+        # here, since one worker owns and recovers them all.
+        producer.send(
+            topic, key=key, value=value, partition=zlib.crc32(key) % settings.topic_partitions
+        )
+    producer.flush()
+    producer.close()
+
+
+def worker_rss(settings: Settings, records: dict[bytes, bytes], prefix: str) -> dict[str, float]:
+    """RSS of a worker that has recovered `records`; the seconds from start to serving."""
+    ensure_topics(settings)
+    if records:
+        produce_changelog(settings, records)
+    probe = list(
+        generate(
+            GeneratorConfig(
+                users=1,
+                days=1,
+                # Event ids derive from the seed, and the archive keeps one row per event id.
+                seed=zlib.crc32(prefix.encode()),
+                start=datetime.now(UTC),
+                user_prefix=f"{prefix}probe-",
+            )
+        )
+    )[:1]
+    began = time.monotonic()
+    worker = start_worker(settings, "memory")
+    try:
+        with EventProducer(settings) as producer:
+            send_to_kafka(probe, producer, settings)
+            producer.flush()
+        wait_until(lambda: archived(settings, f"{prefix}probe-"), 1, 900, "probe", worker)
+        serving_s = time.monotonic() - began
+        time.sleep(2)  # let the recovery's buffers be released before reading RSS
+        rss = rss_mib(worker.pid)
+        tree = tree_rss_mib(worker.pid)
+    finally:
+        stop_worker(worker)
+        delete_run_topics(settings)
+    return {
+        "rss_mib": round(rss, 1),
+        "with_writer_mib": round(tree, 1),
+        "start_to_serving_s": round(serving_s, 1),
+    }
+
+
+def run(user_counts: list[int], with_worker: bool = True) -> dict[str, Any]:
+    idle: dict[str, float] = {}
+    if with_worker:
+        settings, prefix = fresh_settings()
+        print("worker with an empty changelog ...", flush=True)
+        idle = worker_rss(settings, {}, prefix)
+    results = []
+    for users in user_counts:
+        settings, prefix = fresh_settings()
+        print(f"{users:,} users: building their states ...", flush=True)
+        records = build_states(settings, users, prefix)
+        state_bytes = sum(len(k) + len(v) for k, v in records.items())
+        objects = object_bytes(records)
+        print(f"  {len(records):,} states, {state_bytes / users:,.0f} B/user", flush=True)
+        result: dict[str, Any] = {
+            "users": users,
+            "states": len(records),
+            "state_bytes_per_user": round(state_bytes / users),
+            "object_bytes_per_user": round(objects / users),
+            "worker_rss_mib": None,
+            "worker_rss_bytes_per_user": None,
+            "worker_start_to_serving_s": None,
+        }
+        if with_worker:
+            print("  a worker recovering them ...", flush=True)
+            worker = worker_rss(settings, records, prefix)
+            result["worker_rss_mib"] = worker["rss_mib"]
+            result["worker_with_writer_mib"] = worker["with_writer_mib"]
+            result["worker_rss_bytes_per_user"] = round(
+                (worker["rss_mib"] - idle["rss_mib"]) * 2**20 / users
+            )
+            result["worker_start_to_serving_s"] = worker["start_to_serving_s"]
+        results.append(result)
+        del records
+    return {
+        "parameters": {"events_per_user": EVENTS_PER_USER, "days": 1},
+        "idle_worker": idle,
+        "users": results,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", default="10000,100000", help="comma-separated user counts")
+    parser.add_argument("--name", default="memory")
+    parser.add_argument("--no-worker", action="store_true", help="in-process figures only")
+    args = parser.parse_args()
+    report = run([int(n) for n in args.users.split(",")], with_worker=not args.no_worker)
+    write_result(args.name, report)
+    print(f"idle worker: {report['idle_worker'].get('rss_mib')} MiB")
+    for r in report["users"]:
+        print(
+            f"{r['users']:>8,} users | state {r['state_bytes_per_user']:,} B/user | objects "
+            f"{r['object_bytes_per_user']:,} B/user | worker {r['worker_rss_mib']} MiB, "
+            f"{r['worker_rss_bytes_per_user']} B/user | serving after "
+            f"{r['worker_start_to_serving_s']} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

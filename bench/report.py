@@ -1,0 +1,127 @@
+"""The latest figures as a Markdown table, kept in bench/README.md between two markers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+README = Path(__file__).resolve().parent / "README.md"
+BEGIN, END = "<!-- bench:latest:begin -->", "<!-- bench:latest:end -->"
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _met(flag: bool | None) -> str:
+    return "-" if flag is None else ("yes" if flag else "**no**")
+
+
+def ingest_rows(r: dict[str, Any]) -> list[str]:
+    w, c, n, x = r["worker"], r["ceiling"], r["naive"], r["ratios"]
+    met = w["events_per_s"] >= 20_000 and x["worker_over_ceiling"] >= 0.5
+    return [
+        f"| ingest, {r['parameters']['events']:,} events | worker {_n(w['events_per_s'])} ev/s "
+        f"(peak RSS {_n(w['peak_rss_mib'])} MiB) | ceiling {_n(c['events_per_s'])} ev/s; naive "
+        f"{_n(n['events_per_s'], 1)} ev/s | {x['worker_over_ceiling']} of ceiling; "
+        f"{x['worker_over_naive']}x naive | >= 20k ev/s and >= 0.5 of ceiling | {_met(met)} |"
+    ]
+
+
+def freshness_rows(r: dict[str, Any]) -> list[str]:
+    rows = []
+    for rate in r["rates"]:
+        is_target = rate["target_eps"] == r["target"]["rate_eps"]
+        rows.append(
+            f"| freshness at {rate['target_eps']:,} ev/s (achieved {_n(rate['achieved_eps'])}) | "
+            f"p50 {_n(rate['p50_ms'])} / p95 {_n(rate['p95_ms'])} / p99 {_n(rate['p99_ms'])} ms "
+            f"({rate['unreadable']} of {rate['probes']} probes unreadable) | - | - | "
+            f"{'p99 <= 1,000 ms' if is_target else '-'} | "
+            f"{_met(r['target']['met']) if is_target else '-'} |"
+        )
+    return rows
+
+
+def online_rows(r: dict[str, Any]) -> list[str]:
+    cases = {(c["service"], c["rows"], c["path"]): c for c in r["cases"]}
+    rows = []
+    for (service, n_rows, path), case in sorted(cases.items()):
+        if path.endswith("_plain"):
+            continue
+        plain = cases.get((service, n_rows, f"{path}_plain"))
+        target = None
+        if service == "energy_prediction_v1" and n_rows == 1:
+            target = 3.0 if path == "in_process" else 10.0
+        rps = case.get("requests_per_s")
+        rows.append(
+            f"| online `{service}`, {n_rows} row{'s' if n_rows > 1 else ''}, {path} | "
+            f"p50 {_n(case['p50_ms'], 2)} / p99 {_n(case['p99_ms'], 2)} ms"
+            f"{f', {rps:,.0f} req/s' if rps else ''} | plain Feast read p99 "
+            f"{_n(plain['p99_ms'] if plain else None, 2)} ms | "
+            f"{_n(case['p99_ms'] / plain['p99_ms'], 2) + 'x' if plain else '-'} | "
+            f"{f'p99 <= {target:.0f} ms' if target else '-'} | "
+            f"{_met(case['p99_ms'] <= target) if target else '-'} |"
+        )
+    return rows
+
+
+def replay_rows(r: dict[str, Any]) -> list[str]:
+    p, x = r["replay"], r["ratios"]
+    return [
+        f"| replay from Postgres, {p['events']:,} events | {_n(p['events_per_s'])} ev/s "
+        f"(peak RSS {_n(p['peak_rss_mib'])} MiB) | stream {_n(r['stream_events_per_s'])} ev/s; "
+        f"read only {_n(r['read']['events_per_s'])}; compute only "
+        f"{_n(r['compute']['events_per_s'])} | {x['replay_over_stream'] or '-'}x stream | "
+        f">= 200k ev/s | {_met(r['target']['met'])} |"
+    ]
+
+
+def memory_rows(r: dict[str, Any]) -> list[str]:
+    rows = []
+    for u in r["users"]:
+        worker = (
+            f"; worker RSS {_n(u['worker_rss_mib'])} MiB = {_n(u['worker_rss_bytes_per_user'])} "
+            f"B/user over an idle worker's {_n(r['idle_worker']['rss_mib'])} MiB"
+            if u.get("worker_rss_mib")
+            else ""
+        )
+        rows.append(
+            f"| memory, {u['users']:,} users | state {_n(u['state_bytes_per_user'])} B/user, "
+            f"objects {_n(u['object_bytes_per_user'])} B/user{worker} | - | - | - | - |"
+        )
+    return rows
+
+
+ROWS = {
+    "ingest": ingest_rows,
+    "freshness": freshness_rows,
+    "online": online_rows,
+    "replay": replay_rows,
+    "memory": memory_rows,
+}
+
+
+def table(reports: dict[str, dict[str, Any]], title: str, chart: str) -> str:
+    lines = [
+        f"Latest run: {title}. Chart: [`{chart}`]({chart}).",
+        "",
+        "| benchmark | figure | baseline, same run | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, render in ROWS.items():
+        if name in reports:
+            lines.extend(render(reports[name]))
+    return "\n".join(lines)
+
+
+def update_readme(text: str, path: Path = README) -> None:
+    readme = path.read_text()
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in readme:
+        readme = re.sub(
+            re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, readme, flags=re.S
+        )
+    else:
+        readme = readme.rstrip("\n") + f"\n\n## Latest figures\n\n{block}\n"
+    path.write_text(readme)
