@@ -25,12 +25,14 @@ from faust.types import TP, EventT
 from stream import writer
 from stream.catalog import EVENT_TYPES
 from stream.ingest import BatchResult, Ingestor, Message, combine, summarize
+from stream.metrics import Metrics
 from stream.settings import Settings
 from stream.state import Row, UserState
 
 logger = logging.getLogger(__name__)
 
 FATAL_EXIT_CODE = 70
+LAG_EVERY_S = 5.0
 
 
 def state_key(user_id: str, event_type: str) -> bytes:
@@ -61,9 +63,11 @@ class Runtime:
         self.dlq = dlq
         self.states: dict[tuple[str, str], UserState] = {}
         topic_types = {settings.topic_for(t): t for t in EVENT_TYPES}
+        self.topic_types = topic_types
         self.ingestor = Ingestor(
             topic_types, self.load_state, max_ahead_s=settings.event_max_ahead_s
         )
+        self.metrics = Metrics()
         self.writer: ProcessPoolExecutor | None = None
         self.totals: dict[str, int] = {}
         self._queue: list[Pending] = []
@@ -102,6 +106,10 @@ class Runtime:
             for m in (e.message for e in events)
         ]
         result = self.ingestor.process(messages)
+        if messages:
+            # One agent per topic: a batch is all of one event type.
+            event_type = self.topic_types.get(messages[0].topic, "unknown")
+            self.metrics.batch(event_type, len(messages), result)
         await self.flush(result, Acks(stream, events) if stream is not None else None)
 
     async def flush(self, result: BatchResult, acks: Acks | None = None) -> None:
@@ -153,7 +161,11 @@ class Runtime:
             if self.writer is None:
                 self.start_writer()
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self.writer, writer.write, result.archive, result.rows)
+            began = time.monotonic()
+            retries = await loop.run_in_executor(
+                self.writer, writer.write, result.archive, result.rows
+            )
+            self.metrics.written(result.rows, len(result.rows), time.monotonic() - began, retries)
         for pending in queued:
             for key, (partition, value) in pending.snapshots.items():
                 self.table.send_changelog(partition, key, value)
@@ -168,6 +180,21 @@ class Runtime:
         self._drained.set()
         for name, count in summarize(result).items():
             self.totals[name] = self.totals.get(name, 0) + count
+
+    def update_lag(self, consumer: Any) -> None:
+        """Lag per owned event-topic partition: the high watermark minus the read position."""
+        lags = {}
+        for tp in consumer.assignment():
+            if tp.topic not in self.topic_types:
+                continue
+            # Faust keeps the last offset read per partition here; it has no public accessor.
+            read = consumer._read_offset.get(tp)
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lags[(tp.topic, tp.partition)] = max(
+                    0, highwater - (0 if read is None else read + 1)
+                )
+        self.metrics.set_lag(lags)
 
     async def sweep(self, now_us: int | None = None) -> int:
         """Write the rows of users whose windows changed since their last row (decay)."""
@@ -242,6 +269,12 @@ def build_app(settings: Settings) -> faust.App:
     @app.task  # type: ignore[untyped-decorator]
     async def _start_writer() -> None:
         runtime.start_writer()
+        if settings.worker_metrics_port:
+            runtime.metrics.serve(settings.worker_metrics_port)
+
+    @app.timer(interval=LAG_EVERY_S)  # type: ignore[untyped-decorator]
+    async def _lag() -> None:
+        runtime.update_lag(app.consumer)
 
     async def _sweep() -> None:
         await runtime.sweep()

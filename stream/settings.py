@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     worker_session_timeout_s: float = 30.0
     # The worker's log level (`--loglevel` sets it too); its writer process logs at the same.
     worker_loglevel: Literal["crit", "error", "warn", "info", "debug"] = "info"
+    # Prometheus metrics at http://<host>:<port>/metrics; 0 turns them off. A second worker on
+    # the same machine finds the port taken and runs without (it says so in its log).
+    worker_metrics_port: int = 9464
     # Faust's web server (metrics, health); 0 turns it off.
     worker_web_port: int = 0
 

@@ -52,6 +52,7 @@ def with_retry(
     max_delay_s: float = 10.0,
     give_up_after_s: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[], None] | None = None,
 ) -> T:
     """Run `write`, backing off exponentially while it fails with a transient error."""
     delay = first_delay_s
@@ -67,6 +68,8 @@ def with_retry(
             logger.warning(
                 "%s failed (attempt %d), retrying in %.1fs: %s", what, attempt, delay, exc
             )
+            if on_retry is not None:
+                on_retry()
             sleep(delay)
             delay = min(max_delay_s, delay * 2)
             attempt += 1

@@ -79,14 +79,21 @@ def warm_up() -> None:
     _open()
 
 
-def write(archive: list[ArchiveRecord], rows: list[Row]) -> None:
+def write(archive: list[ArchiveRecord], rows: list[Row]) -> int:
     """The rows through the push sources, then the raw events to the archive; both retried.
 
     Online goes first because it is what freshness measures; nothing is acknowledged before
-    all of it is written, so the order costs no safety.
+    all of it is written, so the order costs no safety. Returns how many attempts were retried.
     """
     from stream.sinks import with_retry
 
+    retries = 0
+
+    def count() -> None:
+        nonlocal retries
+        retries += 1
+
     archive_sink, feature_sink = _open()
-    with_retry(lambda: feature_sink.write(rows), "feature push")
-    with_retry(lambda: archive_sink.write(archive), "archive write")
+    with_retry(lambda: feature_sink.write(rows), "feature push", on_retry=count)
+    with_retry(lambda: archive_sink.write(archive), "archive write", on_retry=count)
+    return retries

@@ -1,0 +1,105 @@
+"""The worker's Prometheus endpoint, scraped during and after a real run."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import psycopg2
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream.settings import Settings
+from tests.integration.test_worker import (  # noqa: F401 - fixtures
+    Worker,
+    archived,
+    produce,
+    start_worker,
+    stream_settings,
+    traffic,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def scrape(port: int) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def value(
+    samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str
+) -> float:
+    return sum(v for got, v in samples.get(name, []) if labels.items() <= got.items())
+
+
+def test_metrics_count_what_the_worker_did(
+    stream_settings: Settings,  # noqa: F811 - the imported fixture
+    start_worker: Worker,  # noqa: F811 - the imported fixture
+    pg_conn: psycopg2.extensions.connection,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    settings = stream_settings.model_copy(update={"worker_metrics_port": port})
+    events = traffic(unique, users=10, days=2)
+    start_worker(settings)
+    wait_for(lambda: _answers(port), 120, "the metrics endpoint", tmp_path)
+    produce(settings, events)
+    distinct = len({g.event["event_id"] for g in events if g.valid and g.event})
+    wait_for(lambda: archived(pg_conn, unique) == distinct, 240, "the archive", tmp_path)
+
+    deadline = time.monotonic() + 30
+    while True:  # the lag gauge is refreshed every few seconds
+        samples = scrape(port)
+        if value(samples, "aurora_consumer_lag") == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+
+    sent = Counter(g.event_type for g in events)
+    invalid = Counter(g.event_type for g in events if not g.valid)
+    for event_type, n in sent.items():
+        got = value(samples, "aurora_events_total", event_type=event_type, outcome="consumed")
+        assert got == n, event_type
+        bad = value(samples, "aurora_events_total", event_type=event_type, outcome="invalid")
+        assert bad == invalid[event_type], event_type
+    assert value(samples, "aurora_dead_letters_total") == sum(invalid.values())
+    assert value(samples, "aurora_events_total", outcome="applied") == distinct
+    assert value(samples, "aurora_push_batch_rows_count") >= 1
+    assert value(samples, "aurora_push_batch_rows_sum") == value(
+        samples, "aurora_events_total", outcome="applied"
+    )
+    assert value(samples, "aurora_push_seconds_count") >= 1
+    lags = samples["aurora_consumer_lag"]
+    assert {labels["topic"] for labels, _ in lags} == {settings.topic_for(t) for t in sent}
+    assert value(samples, "aurora_consumer_lag") == 0
+    # The traffic ends about now: the newest pushed event of each view is minutes old at most.
+    freshness = samples["aurora_feature_freshness_seconds"]
+    assert len(freshness) == 5
+    assert all(0 <= v < 6 * 3600 for _, v in freshness)
+
+
+def _answers(port: int) -> bool:
+    try:
+        scrape(port)
+    except OSError:
+        return False
+    return True
