@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 README = Path(__file__).resolve().parent / "README.md"
-BEGIN, END = "<!-- bench:latest:begin -->", "<!-- bench:latest:end -->"
 
 
 def _n(value: float | None, digits: int = 0) -> str:
@@ -115,13 +114,14 @@ def table(reports: dict[str, dict[str, Any]], title: str, chart: str) -> str:
     return "\n".join(lines)
 
 
-def update_readme(text: str, path: Path = README) -> None:
+def update_readme(text: str, kind: str, path: Path = README) -> None:
+    """Replace the `kind` run's table ("full" or "quick"): a quick run never hides a full one."""
+    begin, end = f"<!-- bench:latest-{kind}:begin -->", f"<!-- bench:latest-{kind}:end -->"
     readme = path.read_text()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in readme:
-        readme = re.sub(
-            re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, readme, flags=re.S
-        )
+    block = f"{begin}\n{text}\n{end}"
+    if begin in readme:
+        pattern = re.escape(begin) + ".*?" + re.escape(end)
+        readme = re.sub(pattern, lambda _: block, readme, flags=re.S)
     else:
-        readme = readme.rstrip("\n") + f"\n\n## Latest figures\n\n{block}\n"
+        readme = readme.rstrip("\n") + f"\n\n## Latest {kind} run\n\n{block}\n"
     path.write_text(readme)
