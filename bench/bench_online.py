@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -42,7 +41,7 @@ import pandas as pd
 import redis
 import requests
 
-from bench.common import write_result
+from bench.common import stop_worker, write_result
 from stream.catalog import VIEWS, FeatureSpec, features_of
 from stream.feast_env import open_store
 from stream.settings import Settings, get_settings
@@ -397,16 +396,6 @@ def wait_for_server(
     raise TimeoutError(f"feast serve did not answer within {timeout_s:.0f}s (log {log})")
 
 
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
-
 # --- the run -------------------------------------------------------------------------------------
 
 
@@ -431,33 +420,19 @@ def progress(result: dict[str, Any], service: str, rows: int, path: str) -> None
     )
 
 
-def measure_in_process(
-    store: FeatureStore,
+def measure(
+    path: str,
+    measure_one: Callable[[Read, int], dict[str, Any]],
     pairs: list[tuple[Read, Read]],
-    users: list[str],
-    plan: Plan,
-    rng: random.Random,
 ) -> list[dict[str, Any]]:
+    """Each service and row count, through `path` and beside its plain read (`path`_plain)."""
     cases = []
     for read, plain in pairs:
         for rows in ROW_COUNTS:
-            for path, one in (("in_process", read), ("in_process_plain", plain)):
-                result = in_process(store, one, users, rows, plan, rng)
-                progress(result, read.service, rows, path)
-                cases.append(case(read.service, rows, path, result))
-    return cases
-
-
-def measure_http(
-    url: str, pairs: list[tuple[Read, Read]], users: list[str], plan: Plan, rng: random.Random
-) -> list[dict[str, Any]]:
-    cases = []
-    for read, plain in pairs:
-        for rows in ROW_COUNTS:
-            for path, one in (("http", read), ("http_plain", plain)):
-                result = over_http(url, one, users, rows, plan, rng)
-                progress(result, read.service, rows, path)
-                cases.append(case(read.service, rows, path, result))
+            for name, one in ((path, read), (f"{path}_plain", plain)):
+                result = measure_one(one, rows)
+                progress(result, read.service, rows, name)
+                cases.append(case(read.service, rows, name, result))
     return cases
 
 
@@ -484,7 +459,11 @@ def run(
         print(f"pushing online rows for {plan.users:,} users ({prefix}*) ...", flush=True)
         push_rows(store, user_ids, rng)
         pairs = reads_of(store)
-        cases = measure_in_process(store, pairs, user_ids, plan, rng)
+        cases = measure(
+            "in_process",
+            lambda read, rows: in_process(store, read, user_ids, rows, plan, rng),
+            pairs,
+        )
         # Started only now: booting, it would take CPU from the in-process cases.
         port = free_port()
         server, log = start_server(settings, port)
@@ -492,9 +471,11 @@ def run(
             print(f"feast serve on :{port} (log {log}) ...", flush=True)
             wait_for_server(server, port, log, timeout_s=90)
             url = f"http://127.0.0.1:{port}/get-online-features"
-            cases += measure_http(url, pairs, user_ids, plan, rng)
+            cases += measure(
+                "http", lambda read, rows: over_http(url, read, user_ids, rows, plan, rng), pairs
+            )
         finally:
-            stop_server(server)
+            stop_worker(server, timeout_s=20)
     finally:
         removed = delete_rows(settings, store, user_ids)
         print(f"removed {removed:,} online rows", flush=True)

@@ -97,11 +97,12 @@ def start_worker(settings: Settings, name: str) -> subprocess.Popen[bytes]:
     )
 
 
-def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+def stop_worker(worker: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """SIGTERM the process group (a worker, a feature server); SIGKILL it after `timeout_s`."""
     if worker.poll() is None:
         os.killpg(worker.pid, signal.SIGTERM)
         try:
-            worker.wait(timeout=60)
+            worker.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()

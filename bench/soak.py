@@ -24,10 +24,10 @@ import json
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from bench.bench_freshness import producer_for
+from bench.bench_ingest import traffic
 from bench.common import (
     RESULTS,
     delete_run_topics,
@@ -38,8 +38,8 @@ from bench.common import (
     write_result,
 )
 from stream.catalog import EVENT_TYPES
-from stream.generator import GeneratorConfig, default_start, generate
 from stream.settings import Settings
+from stream.status import kafka
 from stream.topics import ensure_topics
 
 SAMPLE_EVERY_S = 5.0
@@ -49,27 +49,16 @@ DRAIN_S = 120.0
 # A fixed population over 60 days of event time: the users all appear in the first days and
 # their 30-day windows are full by the middle of the run, so the second half is steady state.
 DAYS = 60
-EVENTS_PER_USER_DAY = 12
 
 
 def soak_traffic(
     settings: Settings, events: int, seed: int, prefix: str
 ) -> tuple[list[tuple[str, bytes, bytes]], int]:
     """`events` messages from a fixed population over DAYS days, in event-time order."""
-    users = max(1, round(events / (EVENTS_PER_USER_DAY * DAYS)))
-    config = GeneratorConfig(
-        users=users,
-        days=DAYS,
-        seed=seed,
-        start=default_start(datetime.now(UTC), DAYS),
-        out_of_order=0.02,
-        duplicates=0.01,
-        invalid=0.005,
-        user_prefix=prefix,
-    )
+    generated = traffic(events, DAYS, seed, prefix)
     topics: dict[str, str] = {t: settings.topic_for(t) for t in EVENT_TYPES}
-    wire = [(topics[g.event_type or "activity"], g.key, g.raw) for g in generate(config)]
-    return wire[:events], users
+    wire = [(topics[g.event_type or "activity"], g.key, g.raw) for g in generated]
+    return wire[:events], len({g.user_id for g in generated if g.user_id})
 
 
 def default_rate() -> float:
@@ -81,33 +70,7 @@ def default_rate() -> float:
 
 def lag(settings: Settings) -> int:
     """Events in the event topics not yet committed by the worker's consumer group."""
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-
-    topics = {settings.topic_for(t) for t in EVENT_TYPES}
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_client_config()
-    )
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_client_config()
-    )
-    try:
-        committed = {
-            tp: meta.offset
-            for tp, meta in admin.list_group_offsets(settings.worker_app_id)
-            .get(settings.worker_app_id, {})
-            .items()
-            if tp.topic in topics
-        }
-        partitions = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in (consumer.partitions_for_topic(t) or set())
-        ]
-        ends = consumer.end_offsets(partitions)
-        return sum(max(0, end - max(0, committed.get(tp, 0))) for tp, end in ends.items())
-    finally:
-        consumer.close()
-        admin.close()
+    return sum(kafka(settings)[0].values())
 
 
 async def produce(settings: Settings, wire: list[tuple[str, bytes, bytes]], rate: float) -> float:
