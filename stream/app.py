@@ -24,6 +24,7 @@ from faust.types import TP, EventT
 
 from stream import writer
 from stream.catalog import EVENT_TYPES
+from stream.changelog import ChangelogProducer
 from stream.ingest import BatchResult, Ingestor, Message, combine, summarize
 from stream.metrics import Metrics
 from stream.settings import Settings
@@ -68,6 +69,7 @@ class Runtime:
             topic_types, self.load_state, max_ahead_s=settings.event_max_ahead_s
         )
         self.metrics = Metrics()
+        self.changelog = ChangelogProducer(settings, table.changelog_topic.get_topic_name())
         self.writer: ProcessPoolExecutor | None = None
         self.totals: dict[str, int] = {}
         self._queue: list[Pending] = []
@@ -166,12 +168,16 @@ class Runtime:
                 self.writer, writer.write, result.archive, result.rows
             )
             self.metrics.written(result.rows, len(result.rows), time.monotonic() - began, retries)
+        # Newest first wins: each record is a whole state, so only the last one of a key counts.
+        records: dict[bytes, tuple[int, bytes]] = {}
         for pending in queued:
-            for key, (partition, value) in pending.snapshots.items():
-                self.table.send_changelog(partition, key, value)
-                # The local store mirrors the changelog, so a state dropped on a rebalance and
-                # owned again later is read back as we last wrote it.
-                self.table.data[key] = value
+            records.update(pending.snapshots)
+        await self._send_changelog(records)
+        data = self.table.data
+        for key, (_, value) in records.items():
+            # The local store mirrors the changelog, so a state dropped on a rebalance and
+            # owned again later is read back as we last wrote it.
+            data[key] = value
         for pending in queued:
             if pending.acks is not None:
                 for event in pending.acks.events:
@@ -180,6 +186,20 @@ class Runtime:
         self._drained.set()
         for name, count in summarize(result).items():
             self.totals[name] = self.totals.get(name, 0) + count
+
+    async def _send_changelog(self, records: dict[bytes, tuple[int, bytes]]) -> None:
+        """The changelog records, retried while Kafka is away (the events wait unacknowledged)."""
+        from aiokafka.errors import KafkaError
+
+        delay = 0.2
+        while True:
+            try:
+                await self.changelog.send(records)
+                return
+            except (KafkaError, TimeoutError) as exc:
+                logger.warning("changelog send failed, retrying in %.1fs: %r", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(10.0, delay * 2)
 
     def update_lag(self, consumer: Any) -> None:
         """Lag per owned event-topic partition: the high watermark minus the read position."""
@@ -253,6 +273,13 @@ def build_app(settings: Settings) -> faust.App:
     @app.on_configured.connect
     def _configured(*_: Any, **__: Any) -> None:
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
+        # Faust logs a debug line per produced message, built in full whenever a level below
+        # the handlers' lets it through: pin Faust's loggers to the worker's level.
+        logging.getLogger("faust").setLevel(writer.LEVELS[settings.worker_loglevel])
+
+    @app.on_before_shutdown.connect
+    async def _shutdown(*_: Any, **__: Any) -> None:
+        await runtime.changelog.stop()
 
     def _revoked(_: Any, /, *args: Any, signal: Any, **__: Any) -> None:
         revoked: set[TP] = args[0]

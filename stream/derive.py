@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from stream.catalog import SLEEP_TARGET_MINUTES, EventType
+from stream.tiles import EVENTS, Deltas, category_key, nn_key, square_key, sum_key
 
 # Numeric measures whose squares the tiles also keep (for a population standard deviation).
 SQUARED: Final = frozenset({"bedtime_hours_from_noon"})
@@ -47,6 +48,8 @@ class Observation:
     categories: dict[str, str] = field(default_factory=dict)
     friend_delta: int = 0
     synced: bool = False
+    # What the event adds to a tile or window (stream.tiles): computed once, added four times.
+    deltas: Deltas = ()
 
 
 def to_us(moment: datetime) -> int:
@@ -62,14 +65,25 @@ def parse_time(text: str) -> datetime:
 def observe(event: Mapping[str, Any]) -> Observation:
     """The observation of a validated event (see stream/events.py for what 'validated' means)."""
     event_type: EventType = event["event_type"]
-    numbers, categories, extra = _DERIVE[event_type](event["payload"])
+    measures, categories, extra = _DERIVE[event_type](event["payload"])
+    numbers = {name: round(value * SCALE) for name, value in measures.items()}
+    deltas: list[tuple[str, int]] = [(EVENTS, 1)]
+    for name, scaled in numbers.items():
+        deltas.append((nn_key(name), 1))
+        if scaled:  # a zero sum is an absent one (stream.tiles)
+            deltas.append((sum_key(name), scaled))
+            if name in SQUARED:
+                deltas.append((square_key(name), scaled * scaled))
+    for name, category in categories.items():
+        deltas.append((category_key(name, category), 1))
     return Observation(
         event_type=event_type,
         user_id=event["user_id"],
         event_id=event["event_id"],
         ts_us=to_us(parse_time(event["event_timestamp"])),
-        numbers={name: round(value * SCALE) for name, value in numbers.items()},
+        numbers=numbers,
         categories=categories,
+        deltas=tuple(deltas),
         **extra,
     )
 

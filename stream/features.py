@@ -8,7 +8,8 @@ catalog's definition text. `compile_view` turns a view into a list of (name, for
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -24,18 +25,35 @@ from stream.catalog import (
     Window,
     features_of,
 )
-from stream.tiles import Partial, Tile, first_tile, tiles_in
+from stream.derive import SCALE
+from stream.tiles import (
+    EVENTS,
+    Partial,
+    Tile,
+    category_key,
+    category_keys,
+    first_tile,
+    nn_key,
+    square_key,
+    sum_key,
+    tiles_in,
+)
 
 US_PER_HOUR: Final = 3_600_000_000
 TILES_PER_DAY: Final = 24
+# The windows a state keeps, newest tile last, in this order (nested: 24h in 7d in 30d).
+WINDOWS: Final = (Window.H24, Window.D7, Window.D30)
+WINDOW_INDEX: Final = {w: i for i, w in enumerate(WINDOWS)}
+H24, D7, D30 = range(3)
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """What the formulas see at row time R: folded windows and the facts outside them."""
 
-    windows: Mapping[Window, Partial]
+    windows: Sequence[Partial]  # indexed like WINDOWS
     tiles: Mapping[int, Tile]
+    order: Sequence[int]  # the tiles' indices, ascending
     row_tile: int
     row_us: int
     friend_delta: int
@@ -45,40 +63,74 @@ class Snapshot:
 Formula = Callable[[Snapshot], Any]
 
 
+def total(partial: Partial, measure: str) -> float:
+    """The sum of a measure (0.0 when no event had it)."""
+    return partial.get(sum_key(measure), 0) / SCALE
+
+
+def mean(partial: Partial, measure: str) -> float | None:
+    count = partial.get(nn_key(measure), 0)
+    return partial.get(sum_key(measure), 0) / (count * SCALE) if count else None
+
+
+def variance(partial: Partial, measure: str) -> float | None:
+    """Population variance of a SQUARED measure, from exact integers (never negative)."""
+    count = partial.get(nn_key(measure), 0)
+    if not count:
+        return None
+    s = partial.get(sum_key(measure), 0)
+    return (count * partial.get(square_key(measure), 0) - s * s) / (count * count * SCALE * SCALE)
+
+
+def count_of(partial: Partial, column: str, value: str) -> int:
+    return partial.get(category_key(column, value), 0)
+
+
+def value_counts(partial: Partial, column: str) -> dict[str, int]:
+    """The values of `column` the partial counts (each at least once)."""
+    return {
+        value: count
+        for value, key in category_keys(column).items()
+        if (count := partial.get(key, 0)) > 0
+    }
+
+
 def _count(spec: FeatureSpec) -> Formula:
-    window, column, value = spec.window, spec.column, spec.value
+    w, column, value = WINDOW_INDEX[spec.window], spec.column, spec.value
     if value is None:
-        return lambda s: s.windows[window].n
+        return lambda s: s.windows[w].get(EVENTS, 0)
     assert column is not None
-    return lambda s: s.windows[window].count_of(column, value)
+    key = category_key(column, value)
+    return lambda s: s.windows[w].get(key, 0)
 
 
 def _sum(spec: FeatureSpec) -> Formula:
-    window, column = spec.window, spec.column
+    column = spec.column
     assert column is not None
-    if window is Window.ALL_TIME:  # friend_count: the running balance, never below zero
+    if spec.window is Window.ALL_TIME:  # friend_count: the running balance, never below zero
         return lambda s: max(0, s.friend_delta)
-    return lambda s: s.windows[window].total(column)
+    w, key = WINDOW_INDEX[spec.window], sum_key(column)
+    return lambda s: s.windows[w].get(key, 0) / SCALE
 
 
 def _mean(spec: FeatureSpec) -> Formula:
-    window, column = spec.window, spec.column
+    w, column = WINDOW_INDEX[spec.window], spec.column
     assert column is not None
-    return lambda s: s.windows[window].mean(column)
+    return lambda s: mean(s.windows[w], column)
 
 
 def _distinct(spec: FeatureSpec) -> Formula:
-    window, column = spec.window, spec.column
+    w, column = WINDOW_INDEX[spec.window], spec.column
     assert column is not None
-    return lambda s: sum(1 for c in s.windows[window].counts.get(column, {}).values() if c > 0)
+    return lambda s: len(value_counts(s.windows[w], column))
 
 
 def _mode(spec: FeatureSpec) -> Formula:
-    window, column = spec.window, spec.column
+    w, column = WINDOW_INDEX[spec.window], spec.column
     assert column is not None
 
     def mode(s: Snapshot) -> str | None:
-        counts = {v: c for v, c in s.windows[window].counts.get(column, {}).items() if c > 0}
+        counts = value_counts(s.windows[w], column)
         # Most frequent first; a tie goes to the alphabetically first value.
         return min(counts, key=lambda v: (-counts[v], v)) if counts else None
 
@@ -86,30 +138,32 @@ def _mode(spec: FeatureSpec) -> Formula:
 
 
 def avg_bedtime_hour(s: Snapshot) -> float | None:
-    mean = s.windows[Window.D7].mean("bedtime_hours_from_noon")
-    return None if mean is None else (mean + 12) % 24
+    m = mean(s.windows[D7], "bedtime_hours_from_noon")
+    return None if m is None else (m + 12) % 24
 
 
 def sleep_consistency(s: Snapshot) -> float | None:
-    variance = s.windows[Window.D7].variance("bedtime_hours_from_noon")
-    if variance is None:
+    v = variance(s.windows[D7], "bedtime_hours_from_noon")
+    if v is None:
         return None
-    return max(0.0, 1 - math.sqrt(variance) / BEDTIME_STD_FOR_ZERO_CONSISTENCY_H)
+    return max(0.0, 1 - math.sqrt(v) / BEDTIME_STD_FOR_ZERO_CONSISTENCY_H)
 
 
 def sleep_debt(s: Snapshot) -> float | None:
-    w = s.windows[Window.D7]
-    if w.n == 0:
+    w = s.windows[D7]
+    n = w.get(EVENTS, 0)
+    if n == 0:
         return None
-    return max(0.0, SLEEP_TARGET_MINUTES * w.n - w.total("duration_minutes"))
+    return max(0.0, SLEEP_TARGET_MINUTES * n - total(w, "duration_minutes"))
 
 
 def active_days_30d(s: Snapshot) -> int:
     oldest = first_tile(tiles_in(Window.D30), s.row_tile)
+    order, tiles = s.order, s.tiles
     days = {
         (s.row_tile - index) // TILES_PER_DAY
-        for index, tile in s.tiles.items()
-        if tile.partial.n > 0 and oldest <= index <= s.row_tile
+        for index in order[bisect_left(order, oldest) : bisect_right(order, s.row_tile)]
+        if tiles[index].partial.get(EVENTS, 0) > 0
     }
     return len(days)
 
@@ -119,27 +173,27 @@ def exercise_consistency(s: Snapshot) -> float:
 
 
 def workout_variety(s: Snapshot) -> float | None:
-    counts = [c for c in s.windows[Window.D7].counts.get("exercise_type", {}).values() if c > 0]
-    total = sum(counts)
-    if total == 0:
+    counts = list(value_counts(s.windows[D7], "exercise_type").values())
+    n = sum(counts)
+    if n == 0:
         return None
-    entropy = -sum(c / total * math.log(c / total) for c in counts)
+    entropy = -sum(c / n * math.log(c / n) for c in counts)
     return entropy / math.log(EXERCISE_TYPES_COUNT)
 
 
 def social_engagement(s: Snapshot) -> float:
-    weight = s.windows[Window.D7].total("engagement_weight")
+    weight = total(s.windows[D7], "engagement_weight")
     return 1 - math.exp(-weight / SOCIAL_ENGAGEMENT_SCALE)
 
 
 def avg_post_likes(s: Snapshot) -> float | None:
-    w = s.windows[Window.D30]
-    posts = w.count_of("action", "post")
-    return w.count_of("action", "like_received") / posts if posts else None
+    w = s.windows[D30]
+    posts = count_of(w, "action", "post")
+    return count_of(w, "action", "like_received") / posts if posts else None
 
 
 def comment_rate(s: Snapshot) -> float:
-    return s.windows[Window.D7].count_of("action", "comment") / 7
+    return count_of(s.windows[D7], "action", "comment") / 7
 
 
 def last_sync_hours_ago(s: Snapshot) -> float | None:
@@ -149,9 +203,9 @@ def last_sync_hours_ago(s: Snapshot) -> float | None:
 
 
 def data_completeness(s: Snapshot) -> float:
-    w = s.windows[Window.D7]
-    synced = w.total("synced")
-    return w.total("metrics_present") / (3 * max(synced, SYNC_TARGET_DAYS_7D))
+    w = s.windows[D7]
+    synced = total(w, "synced")
+    return total(w, "metrics_present") / (3 * max(synced, SYNC_TARGET_DAYS_7D))
 
 
 NAMED: Final[dict[str, Formula]] = {

@@ -16,6 +16,7 @@ order give the same rows. Rules, which the reference computation in the tests fo
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
@@ -24,27 +25,26 @@ import orjson
 
 from stream.catalog import VIEWS, EventType, Window
 from stream.derive import Observation
-from stream.features import Formula, Snapshot, compile_view, compute
-from stream.tiles import Partial, Tile, first_tile, tile_of, tiles_in
+from stream.features import WINDOWS, Formula, Snapshot, compile_view, compute
+from stream.tiles import (
+    TILE_US,
+    Partial,
+    Tile,
+    add,
+    decode,
+    first_tile,
+    merge,
+    subtract,
+    tile_of,
+    tiles_in,
+)
 
-WINDOWS: Final = (Window.H24, Window.D7, Window.D30)
 WINDOW_TILES: Final = tuple(tiles_in(w) for w in WINDOWS)  # ascending: nested windows
 RETAINED_TILES: Final = tiles_in(Window.D30)
 VIEW_OF: Final[dict[str, str]] = {t: v.name for v in VIEWS for t in v.events}
 FORMULAS: Final[dict[str, tuple[tuple[str, Formula], ...]]] = {
     v.name: compile_view(v.name) for v in VIEWS
 }
-
-
-# A full fold of the tiles after this many incremental slides bounds float rounding.
-SLIDES_BETWEEN_FOLDS: Final = 64
-
-
-def _indices(tiles: dict[int, Tile], first: int, last: int) -> list[int]:
-    """Indices of the tiles held in [first, last], by whichever is shorter to walk."""
-    if last - first + 1 <= len(tiles):
-        return [i for i in range(first, last + 1) if i in tiles]
-    return [i for i in tiles if first <= i <= last]
 
 
 class Outcome(Enum):
@@ -74,16 +74,18 @@ class UserState:
     last_row_us: int | None = None
     friend_delta: int = 0
     last_synced_us: int | None = None
-    # Running folds of the tiles in each window, valid for windows ending at `aligned_tile`.
-    windows: dict[Window, Partial] = field(default_factory=dict)
+    # Running folds of the tiles in each window (indexed like WINDOWS), valid for windows ending
+    # at `aligned_tile`. Sums are exact integers, so sliding them never drifts from a full fold.
+    windows: list[Partial] = field(default_factory=list)
     aligned_tile: int | None = None
-    _slides: int = 0  # slides since the last full fold
     # The Kafka partition this user's events arrive on: where its changelog record goes.
     partition: int | None = None
+    # The tiles' indices, ascending: windows slide and tiles are evicted by bisection.
+    order: list[int] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
         """The durable part (tiles and clocks); the running windows are rebuilt from the tiles."""
-        return orjson.dumps(
+        head = orjson.dumps(
             {
                 "u": self.user_id,
                 "t": self.event_type,
@@ -92,18 +94,17 @@ class UserState:
                 "f": self.friend_delta,
                 "s": self.last_synced_us,
                 "p": self.partition,
-                "tiles": {
-                    str(i): [t.partial.to_dict(), sorted(t.ids)] for i, t in self.tiles.items()
-                },
             }
         )
+        tiles = self.tiles
+        fragments = b",".join([tiles[i].fragment(i) for i in self.order])
+        return b'%b,"tiles":{%b}}' % (head[:-1], fragments)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> UserState:
         data = orjson.loads(raw)
         tiles = {
-            int(i): Tile(Partial.from_dict(partial), set(ids))
-            for i, (partial, ids) in data["tiles"].items()
+            int(i): Tile(decode(partial), set(ids)) for i, (partial, ids) in data["tiles"].items()
         }
         return cls(
             user_id=data["u"],
@@ -114,36 +115,45 @@ class UserState:
             friend_delta=data["f"],
             last_synced_us=data["s"],
             partition=data.get("p"),
+            order=sorted(tiles),
         )
 
     def apply(self, obs: Observation) -> tuple[Outcome, Row | None]:
         """Add one event; return what happened and, unless skipped, the row at the new R."""
-        tile_index = tile_of(obs.ts_us)
-        if self.newest_us is not None:
-            oldest_kept = first_tile(RETAINED_TILES, tile_of(self.newest_us))
-            if tile_index < oldest_kept:
-                return Outcome.TOO_LATE, None
+        tile_index = obs.ts_us // TILE_US
+        newest_us = self.newest_us
+        if newest_us is not None and tile_index <= newest_us // TILE_US - RETAINED_TILES:
+            return Outcome.TOO_LATE, None
         tile = self.tiles.get(tile_index)
         if tile is None:
             tile = self.tiles[tile_index] = Tile()
+            order = self.order
+            if not order or tile_index > order[-1]:
+                order.append(tile_index)
+            else:
+                insort(order, tile_index)
         elif obs.event_id in tile.ids:
             return Outcome.DUPLICATE, None
         row_us = self._next_row_time(obs.ts_us)
-        row_tile = tile_of(row_us)
+        row_tile = row_us // TILE_US
         # Move the windows to the new row tile before the event joins its tile: the tiles that
         # leave are subtracted as the windows hold them, and eviction comes after that.
         self._align(row_tile)
-        tile.partial.add(obs)
+        deltas = obs.deltas
+        add(tile.partial, deltas)
         tile.ids.add(obs.event_id)
-        for window, size in zip(WINDOWS, WINDOW_TILES, strict=True):
-            if tile_index >= first_tile(size, row_tile):
-                self.windows[window].add(obs)
+        tile.encoded = None
+        windows = self.windows
+        for w, size in enumerate(WINDOW_TILES):
+            if tile_index > row_tile - size:
+                add(windows[w], deltas)
         self.friend_delta += obs.friend_delta
         if obs.synced and (self.last_synced_us is None or obs.ts_us > self.last_synced_us):
             self.last_synced_us = obs.ts_us
-        if self.newest_us is None or obs.ts_us > self.newest_us:
+        if newest_us is None or obs.ts_us > newest_us:
             self.newest_us = obs.ts_us
-            self._evict()
+            if newest_us is None or tile_index > newest_us // TILE_US:
+                self._evict(tile_index)
         return Outcome.APPLIED, self._row(row_us)
 
     def row_at(self, now_us: int) -> Row | None:
@@ -169,64 +179,61 @@ class UserState:
         self.last_row_us = row_us
         return row_us
 
-    def _evict(self) -> None:
-        assert self.newest_us is not None
-        oldest_kept = first_tile(RETAINED_TILES, tile_of(self.newest_us))
-        for index in [i for i in self.tiles if i < oldest_kept]:
-            del self.tiles[index]
+    def _evict(self, newest_tile: int) -> None:
+        order = self.order
+        gone = bisect_left(order, first_tile(RETAINED_TILES, newest_tile))
+        if gone:
+            tiles = self.tiles
+            for index in order[:gone]:
+                del tiles[index]
+            del order[:gone]
+
+    def _between(self, first: int, last: int) -> list[int]:
+        """Indices of the tiles held in [first, last]."""
+        order = self.order
+        return order[bisect_left(order, first) : bisect_right(order, last)]
 
     def _align(self, row_tile: int) -> None:
         """Make the windows those ending at `row_tile` (row tiles only move forward)."""
         aligned = self.aligned_tile
         if aligned == row_tile:
             return
-        if (
-            aligned is None
-            or row_tile - aligned >= WINDOW_TILES[-1]
-            or self._slides >= SLIDES_BETWEEN_FOLDS
-        ):
+        if aligned is None or row_tile - aligned >= WINDOW_TILES[-1]:
             self._realign(row_tile)
             return
-        # Slide: add the tiles that enter each window and subtract those that leave it. Counts
-        # stay exact; float sums pick up rounding, which a full fold every
-        # SLIDES_BETWEEN_FOLDS slides clears before it can grow.
+        # Slide: add the tiles that enter each window and subtract those that leave it.
         tiles = self.tiles
-        for window, size in zip(WINDOWS, WINDOW_TILES, strict=True):
-            partial = self.windows[window]
-            for index in _indices(tiles, aligned + 1, row_tile):
-                partial.merge(tiles[index].partial)
-            for index in _indices(tiles, aligned - size + 1, row_tile - size):
-                partial.subtract(tiles[index].partial)
+        entering = [tiles[i].partial for i in self._between(aligned + 1, row_tile)]
+        for partial, size in zip(self.windows, WINDOW_TILES, strict=True):
+            for other in entering:
+                merge(partial, other)
+            for index in self._between(aligned - size + 1, row_tile - size):
+                subtract(partial, tiles[index].partial)
         self.aligned_tile = row_tile
-        self._slides += 1
 
     def _realign(self, row_tile: int) -> None:
         # The windows are nested (24h in 7d in 30d) and end at the same tile, so one pass from
         # the newest tile back folds them all: each tile is merged once, not once per window.
         tiles = self.tiles
-        in_range = sorted(
-            (i for i in tiles if row_tile - WINDOW_TILES[-1] < i <= row_tile), reverse=True
-        )
-        running = Partial()
-        windows: dict[Window, Partial] = {}
-        position = 0
-        for window, size in zip(WINDOWS, WINDOW_TILES, strict=True):
+        in_range = self._between(row_tile - WINDOW_TILES[-1] + 1, row_tile)
+        running: Partial = {}
+        windows: list[Partial] = []
+        position = len(in_range) - 1
+        for size in WINDOW_TILES:
             oldest = first_tile(size, row_tile)
-            while position < len(in_range) and in_range[position] >= oldest:
-                running.merge(tiles[in_range[position]].partial)
-                position += 1
-            snapshot = Partial()
-            snapshot.merge(running)
-            windows[window] = snapshot
+            while position >= 0 and in_range[position] >= oldest:
+                merge(running, tiles[in_range[position]].partial)
+                position -= 1
+            windows.append(dict(running))
         self.windows = windows
         self.aligned_tile = row_tile
-        self._slides = 0
 
     def _row(self, row_us: int) -> Row:
         assert self.aligned_tile is not None
         snapshot = Snapshot(
             windows=self.windows,
             tiles=self.tiles,
+            order=self.order,
             row_tile=self.aligned_tile,
             row_us=row_us,
             friend_delta=self.friend_delta,

@@ -3,6 +3,18 @@
 Pure: no Faust, Redis or Postgres here. A window of n tiles at row time R holds the tiles
 tile_of(R) - n + 1 ... tile_of(R); every event the state holds has a time <= R, so the current
 tile never counts an event from after R.
+
+A partial is one flat dict of integers, keyed by what it counts:
+
+- `n`: events;
+- `s:<measure>`, `nn:<measure>`, `q:<measure>`: a measure's sum, how many events had it, and the
+  sum of its squares (SQUARED measures only);
+- `c:<column>=<value>`: events whose categorical column had that value.
+
+A missing key means 0 and a key that reaches 0 is deleted, so a measure no event in a window has
+is absent (its mean is null), and a partial is exactly the same whether it was folded, slid tile
+by tile, or decoded after a restart. Flat, the hot loops (an event into its tile and windows, a
+tile into or out of a window) are one pass over (key, delta) pairs.
 """
 
 from __future__ import annotations
@@ -11,10 +23,76 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
+
 from stream.catalog import TILE, Window
-from stream.derive import SCALE, SQUARED, Observation
 
 TILE_US: Final = int(TILE.total_seconds() * 1_000_000)
+# Measures are integers in units of 1/SCALE (see stream.derive); squares of big measures
+# outgrow the 64-bit integers of JSON (and orjson), so those are written as strings.
+_INT64: Final = 1 << 63
+
+Partial = dict[str, int]
+Deltas = tuple[tuple[str, int], ...]
+
+EVENTS: Final = "n"
+_SUM: dict[str, str] = {}
+_NN: dict[str, str] = {}
+_SQ: dict[str, str] = {}
+# column -> value -> key, for every value seen in this process: distinct counts and modes walk
+# a column's values through it. Every key a partial holds was registered when it was made.
+_CATEGORY: dict[str, dict[str, str]] = {}
+
+
+def sum_key(measure: str) -> str:
+    key = _SUM.get(measure)
+    if key is None:
+        key = _SUM[measure] = f"s:{measure}"
+    return key
+
+
+def nn_key(measure: str) -> str:
+    key = _NN.get(measure)
+    if key is None:
+        key = _NN[measure] = f"nn:{measure}"
+    return key
+
+
+def square_key(measure: str) -> str:
+    key = _SQ.get(measure)
+    if key is None:
+        key = _SQ[measure] = f"q:{measure}"
+    return key
+
+
+def category_key(column: str, value: str) -> str:
+    per_value = _CATEGORY.get(column)
+    if per_value is None:
+        per_value = _CATEGORY[column] = {}
+    key = per_value.get(value)
+    if key is None:
+        key = per_value[value] = f"c:{column}={value}"
+    return key
+
+
+def category_keys(column: str) -> dict[str, str]:
+    """value -> key for every value of `column` seen so far."""
+    return _CATEGORY.get(column, {})
+
+
+def _register(key: str) -> str:
+    """The interned key of a decoded partial (so its category is known to the formulas)."""
+    kind, _, rest = key.partition(":")
+    if kind == "c":
+        column, _, value = rest.partition("=")
+        return category_key(column, value)
+    if kind == "s":
+        return sum_key(rest)
+    if kind == "nn":
+        return nn_key(rest)
+    if kind == "q":
+        return square_key(rest)
+    return EVENTS
 
 
 def tile_of(ts_us: int) -> int:
@@ -34,116 +112,83 @@ def first_tile(window_tiles: int, row_tile: int) -> int:
     return row_tile - window_tiles + 1
 
 
-@dataclass(slots=True)
-class Partial:
-    """Partial aggregates of some events: count, sums, non-null counts, squares, value counts.
+def add(partial: Partial, deltas: Deltas) -> None:
+    """One event's contribution (stream.derive.Observation.deltas)."""
+    for key, delta in deltas:
+        partial[key] = partial.get(key, 0) + delta
 
-    Sums are integers in units of 1/SCALE and squares in units of 1/SCALE**2 (see
-    stream.derive.SCALE), so adding and subtracting partials is exact.
-    """
 
-    n: int = 0
-    sums: dict[str, int] = field(default_factory=dict)
-    nn: dict[str, int] = field(default_factory=dict)
-    squares: dict[str, int] = field(default_factory=dict)
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+def merge(partial: Partial, other: Partial) -> None:
+    for key, value in other.items():
+        total = partial.get(key, 0) + value
+        if total:
+            partial[key] = total
+        else:
+            partial.pop(key, None)
 
-    def add(self, obs: Observation) -> None:
-        self.n += 1
-        sums, nn = self.sums, self.nn
-        for name, value in obs.numbers.items():
-            sums[name] = sums.get(name, 0) + value
-            nn[name] = nn.get(name, 0) + 1
-            if name in SQUARED:
-                self.squares[name] = self.squares.get(name, 0) + value * value
-        for name, category in obs.categories.items():
-            per_value = self.counts.setdefault(name, {})
-            per_value[category] = per_value.get(category, 0) + 1
 
-    def merge(self, other: Partial) -> None:
-        self.n += other.n
-        for name, value in other.sums.items():
-            self.sums[name] = self.sums.get(name, 0) + value
-        for name, count in other.nn.items():
-            self.nn[name] = self.nn.get(name, 0) + count
-        for name, value in other.squares.items():
-            self.squares[name] = self.squares.get(name, 0) + value
-        for name, per_value in other.counts.items():
-            mine = self.counts.setdefault(name, {})
-            for category, count in per_value.items():
-                mine[category] = mine.get(category, 0) + count
+def subtract(partial: Partial, other: Partial) -> None:
+    """Remove events merged in before; what none of the rest has goes back to absent."""
+    for key, value in other.items():
+        left = partial.get(key, 0) - value
+        if left:
+            partial[key] = left
+        else:
+            partial.pop(key, None)
 
-    def subtract(self, other: Partial) -> None:
-        """Remove events merged in before; a measure none of the rest has goes back to absent."""
-        self.n -= other.n
-        for name, count in other.nn.items():
-            left = self.nn[name] - count
-            if left:
-                self.nn[name] = left
-                self.sums[name] -= other.sums[name]
-                if name in other.squares:
-                    self.squares[name] -= other.squares[name]
-            else:
-                # As a fold without those events: no sum at all.
-                del self.nn[name]
-                self.sums.pop(name, None)
-                self.squares.pop(name, None)
-        for name, per_value in other.counts.items():
-            mine = self.counts[name]
-            for category, count in per_value.items():
-                left = mine[category] - count
-                if left:
-                    mine[category] = left
-                else:
-                    del mine[category]
-            if not mine:
-                del self.counts[name]
 
-    def total(self, name: str) -> float:
-        """The sum of a measure (0.0 when no event had it)."""
-        return self.sums.get(name, 0) / SCALE
+def fold(partials: Iterable[Partial]) -> Partial:
+    total: Partial = {}
+    for partial in partials:
+        merge(total, partial)
+    return total
 
-    def mean(self, name: str) -> float | None:
-        count = self.nn.get(name, 0)
-        return self.sums[name] / (count * SCALE) if count else None
 
-    def variance(self, name: str) -> float | None:
-        """Population variance of a SQUARED measure, from exact integers (never negative)."""
-        count = self.nn.get(name, 0)
-        if not count:
-            return None
-        total = self.sums[name]
-        return (count * self.squares[name] - total * total) / (count * count * SCALE * SCALE)
+def encode(partial: Partial) -> dict[str, int | str]:
+    return {k: (v if -_INT64 <= v < _INT64 else str(v)) for k, v in partial.items()}
 
-    def count_of(self, name: str, value: str) -> int:
-        return self.counts.get(name, {}).get(value, 0)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "s": self.sums,
-            "nn": self.nn,
-            "q": {k: str(v) for k, v in self.squares.items()},
-            "c": self.counts,
-        }
+def decode(data: dict[str, Any]) -> Partial:
+    if "nn" in data and isinstance(data["nn"], dict):
+        return _decode_nested(data)
+    return {_register(k): int(v) for k, v in data.items()}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Partial:
-        # Squares are strings: in units of 1/SCALE**2 they outgrow JSON's 64-bit integers.
-        squares = {k: int(v) for k, v in data["q"].items()}
-        return cls(data["n"], data["s"], data["nn"], squares, data["c"])
+
+def _decode_nested(data: dict[str, Any]) -> Partial:
+    """The first changelog format: {"n", "s", "nn", "q", "c"} as nested dicts."""
+    partial: Partial = {EVENTS: int(data["n"])} if data["n"] else {}
+    for measure, value in data["s"].items():
+        if value:
+            partial[sum_key(measure)] = int(value)
+    for measure, count in data["nn"].items():
+        partial[nn_key(measure)] = int(count)
+    for measure, value in data["q"].items():
+        if int(value):
+            partial[square_key(measure)] = int(value)
+    for column, per_value in data["c"].items():
+        for value, count in per_value.items():
+            if count:
+                partial[category_key(column, value)] = int(count)
+    return partial
 
 
 @dataclass(slots=True)
 class Tile:
-    """One hour of one user's events of one type: their partial aggregates and their ids."""
+    """One hour of one user's events of one type: their partial aggregates and their ids.
 
-    partial: Partial = field(default_factory=Partial)
+    `encoded` caches the tile's changelog fragment: a state's record is rewritten whenever the
+    state changes, and most of its tiles have not.
+    """
+
+    partial: Partial = field(default_factory=dict)
     ids: set[str] = field(default_factory=set)
+    encoded: bytes | None = None
 
-
-def fold(partials: Iterable[Partial]) -> Partial:
-    total = Partial()
-    for partial in partials:
-        total.merge(partial)
-    return total
+    def fragment(self, index: int) -> bytes:
+        encoded = self.encoded
+        if encoded is None:
+            encoded = self.encoded = b'"%d":%b' % (
+                index,
+                orjson.dumps([encode(self.partial), sorted(self.ids)]),
+            )
+        return encoded
