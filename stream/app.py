@@ -77,6 +77,7 @@ class Runtime:
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._publishing: asyncio.Task[None] | None = None
         # Which partitions this worker owns now; build_app points it at the consumer.
         self.owned: Callable[[], set[int]] = lambda: set()
 
@@ -150,42 +151,56 @@ class Runtime:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Not a passing outage: stop before Faust can commit offsets of unwritten events.
-            logger.critical(
-                "a write failed for a reason retries cannot cure; stopping", exc_info=True
-            )
-            logging.shutdown()
-            os._exit(FATAL_EXIT_CODE)
+            _fatal("a write failed for a reason retries cannot cure; stopping")
 
     async def _write_batch(self, queued: list[Pending]) -> None:
+        """Write a flush's rows and archive, then hand its changelog and acks to a task.
+
+        The writer process starts on the next flush while this one's changelog records wait for
+        the broker's acknowledgement: the writer no longer idles through that round trip. The
+        publishing tasks run one after another, so records and acknowledgements keep their order.
+        """
         result = combine(p.result for p in queued)
         if result.rows or result.archive:
             if self.writer is None:
                 self.start_writer()
             loop = asyncio.get_running_loop()
             began = time.monotonic()
-            retries = await loop.run_in_executor(
-                self.writer, writer.write, result.archive, result.rows
-            )
-            self.metrics.written(result.rows, len(result.rows), time.monotonic() - began, retries)
-        # Newest first wins: each record is a whole state, so only the last one of a key counts.
-        records: dict[bytes, tuple[int, bytes]] = {}
-        for pending in queued:
-            records.update(pending.snapshots)
-        await self._send_changelog(records)
-        data = self.table.data
-        for key, (_, value) in records.items():
-            # The local store mirrors the changelog, so a state dropped on a rebalance and
-            # owned again later is read back as we last wrote it.
-            data[key] = value
-        for pending in queued:
-            if pending.acks is not None:
-                for event in pending.acks.events:
-                    await pending.acks.stream.ack(event)
-                self._queued_events -= len(pending.acks.events)
-        self._drained.set()
-        for name, count in summarize(result).items():
-            self.totals[name] = self.totals.get(name, 0) + count
+            payload = writer.pack(result.archive, result.rows)
+            retries, newest = await loop.run_in_executor(self.writer, writer.write, payload)
+            self.metrics.written(newest, len(result.rows), time.monotonic() - began, retries)
+        self._publishing = asyncio.get_running_loop().create_task(
+            self._publish(queued, result, self._publishing)
+        )
+
+    async def _publish(
+        self, queued: list[Pending], result: BatchResult, previous: asyncio.Task[None] | None
+    ) -> None:
+        try:
+            if previous is not None:
+                await previous
+            # The last record of a key wins: each is a whole state, as of its batch.
+            records: dict[bytes, tuple[int, bytes]] = {}
+            for pending in queued:
+                records.update(pending.snapshots)
+            await self._send_changelog(records)
+            data = self.table.data
+            for key, (_, value) in records.items():
+                # The local store mirrors the changelog, so a state dropped on a rebalance and
+                # owned again later is read back as we last wrote it.
+                data[key] = value
+            for pending in queued:
+                if pending.acks is not None:
+                    for event in pending.acks.events:
+                        await pending.acks.stream.ack(event)
+                    self._queued_events -= len(pending.acks.events)
+            self._drained.set()
+            for name, count in summarize(result).items():
+                self.totals[name] = self.totals.get(name, 0) + count
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _fatal("publishing the changelog failed for a reason retries cannot cure; stopping")
 
     async def _send_changelog(self, records: dict[bytes, tuple[int, bytes]]) -> None:
         """The changelog records, retried while Kafka is away (the events wait unacknowledged)."""
@@ -235,6 +250,13 @@ class Runtime:
             await self.flush(result)
             logger.info("sweep wrote %d rows", len(result.rows))
         return len(result.rows)
+
+
+def _fatal(reason: str) -> None:
+    """Stop at once: Faust must not commit the offsets of events whose effects are unwritten."""
+    logger.critical(reason, exc_info=True)
+    logging.shutdown()
+    os._exit(FATAL_EXIT_CODE)
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -322,8 +344,6 @@ def _agent(runtime: Runtime, settings: Settings) -> Callable[[Any], Any]:
             except Exception:
                 # Faust would restart a crashed agent and acknowledge the batch it was holding:
                 # its events would be committed unwritten. Stop instead; a restart replays them.
-                logger.critical("processing a batch failed; stopping the worker", exc_info=True)
-                logging.shutdown()
-                os._exit(FATAL_EXIT_CODE)
+                _fatal("processing a batch failed; stopping the worker")
 
     return ingest

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stream.ingest import BatchResult
-from stream.state import Row
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +84,17 @@ class Metrics:
             self.events.labels(event_type, outcome).inc(n)
         self.dead_letters.inc(len(result.dead_letters))
 
-    def written(self, rows: Iterable[Row], n_rows: int, seconds: float, retries: int) -> None:
+    def written(
+        self, newest_us: Mapping[str, int], n_rows: int, seconds: float, retries: int
+    ) -> None:
+        """A write done: its size, time and retries, and the newest row time per view."""
         self.batch_rows.observe(n_rows)
         self.batch_seconds.observe(seconds)
         self.retries.inc(retries)
         newest = self._freshness.newest_us
-        for row in rows:
-            if row.row_us > newest.get(row.view, 0):
-                newest[row.view] = row.row_us
+        for view_name, row_us in newest_us.items():
+            if row_us > newest.get(view_name, 0):
+                newest[view_name] = row_us
 
     def set_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
         for (topic, partition), value in lags.items():

@@ -23,11 +23,15 @@ checkpoint without writing (computing is cheap, writing is not) and carries on f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import multiprocessing
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -44,6 +48,7 @@ from stream.events import Event, EventValidationError, decode
 from stream.ingest import BatchResult, Ingestor, Message, latest_per_user
 from stream.settings import Settings
 from stream.state import Row
+from stream.writer import pack, unpack
 
 logger = logging.getLogger(__name__)
 
@@ -330,32 +335,32 @@ class Checkpoint:
 
 
 class OfflineWriter:
-    """Rows of the range into the snapshot tables: clear each user's range once, then push."""
+    """Rows of the range into the snapshot tables: clear users' ranges as told, then push.
 
-    def __init__(self, settings: Settings, span: ReplayRange, checkpoint: Checkpoint) -> None:
+    It runs in a process of its own (`WriterProcess`), as the worker's writer does: Feast's row
+    conversion and the Postgres writes then take the second core while this one computes.
+    """
+
+    def __init__(self, settings: Settings, span: ReplayRange) -> None:
         from stream.feast_env import open_store
         from stream.push import Pusher
 
-        self.settings, self.span, self.checkpoint = settings, span, checkpoint
+        self.settings, self.span = settings, span
         self.pusher = Pusher(open_store(settings))
-        self.rows_written = 0
 
-    def write(self, rows: list[Row]) -> None:
+    def write(self, rows: list[Row], clear: dict[str, list[str]]) -> int:
         from stream.sinks import frame, with_retry
 
+        for view_name, users in clear.items():
+            with_retry(partial(self._clear, view_name, users), "clearing the range")
         by_view: dict[str, list[Row]] = {}
         for row in rows:
             by_view.setdefault(row.view, []).append(row)
         for view_name, view_rows in by_view.items():
-            cleared = self.checkpoint.cleared.setdefault(view_name, set())
-            new_users = sorted({r.user_id for r in view_rows} - cleared)
-            if new_users:
-                with_retry(partial(self._clear, view_name, new_users), "clearing the range")
-                cleared.update(new_users)
             source = view(view_name).push_source
             data = frame(view_name, view_rows)
             with_retry(partial(self.pusher.offline, source, data), "offline push")
-            self.rows_written += len(view_rows)
+        return len(rows)
 
     def _clear(self, view_name: str, users: list[str]) -> None:
         table = view(view_name).table
@@ -371,7 +376,7 @@ class OfflineWriter:
                 (users, self.span.start, self.span.end),
             )
 
-    def online(self, rows: list[Row]) -> None:
+    def online(self, rows: list[Row]) -> int:
         from stream.sinks import frame, with_retry
 
         by_view: dict[str, list[Row]] = {}
@@ -381,6 +386,79 @@ class OfflineWriter:
             source = view(view_name).push_source
             data = frame(view_name, view_rows)
             with_retry(partial(self.pusher.online, source, data), "online push")
+        return len(rows)
+
+
+_offline_writer: OfflineWriter | None = None
+
+
+def _start_writer(settings: Settings, span: ReplayRange) -> None:
+    global _offline_writer
+    # Ctrl-C reaches the whole process group: the write in flight finishes, and the parent
+    # checkpoints it before it stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _offline_writer = OfflineWriter(settings, span)
+
+
+def _write(payload: bytes, clear: dict[str, list[str]]) -> int:
+    assert _offline_writer is not None
+    return _offline_writer.write(unpack(payload)[1], clear)
+
+
+def _write_online(payload: bytes) -> int:
+    assert _offline_writer is not None
+    return _offline_writer.online(unpack(payload)[1])
+
+
+class WriterProcess:
+    """One chunk's writes in flight while the next chunk is computed; the checkpoint follows them.
+
+    A user's range is cleared once, before that user's first row of the run: `claimed` holds
+    the users whose clearing was sent, the checkpoint only those whose write has completed, so a
+    resumed run clears again what an interrupted one may not have.
+    """
+
+    def __init__(self, settings: Settings, span: ReplayRange, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
+        self.claimed = {v: set(users) for v, users in checkpoint.cleared.items()}
+        self.pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_writer,
+            initargs=(settings, span),
+        )
+        self.rows_written = 0
+        self._in_flight: tuple[Future[int], int, dict[str, list[str]]] | None = None
+
+    def write(self, rows: list[Row], events_done: int) -> None:
+        clear: dict[str, list[str]] = {}
+        for row in rows:
+            claimed = self.claimed.setdefault(row.view, set())
+            if row.user_id not in claimed:
+                claimed.add(row.user_id)
+                clear.setdefault(row.view, []).append(row.user_id)
+        self.wait()
+        future = self.pool.submit(_write, pack((), rows), clear)
+        self._in_flight = (future, events_done, clear)
+
+    def wait(self) -> None:
+        """Let the write in flight finish, then checkpoint it."""
+        if self._in_flight is None:
+            return
+        future, events_done, clear = self._in_flight
+        self._in_flight = None
+        self.rows_written += future.result()
+        for view_name, users in clear.items():
+            self.checkpoint.cleared.setdefault(view_name, set()).update(users)
+        self.checkpoint.events_done = events_done
+        self.checkpoint.save()
+
+    def online(self, rows: list[Row]) -> int:
+        self.wait()
+        return self.pool.submit(_write_online, pack((), rows)).result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -424,46 +502,50 @@ def replay(
     if fresh:
         checkpoint = Checkpoint(checkpoint.path, key)
     resume_at = checkpoint.events_done
-    writer = OfflineWriter(settings, span, checkpoint)
+    writer = WriterProcess(settings, span, checkpoint)
     ingestor, states = Ingestor.in_memory()
     stats = SourceStats()
     report = ReplayReport(resumed_from=resume_at)
-    chunks = source(stats)
     progress: Progress | None = None
     seen = 0
-    for number, chunk in enumerate(chunks, start=1):
-        if progress is None:
-            progress = Progress(stats.total, progress_out)
-            if resume_at:
-                progress_out.write(f"resuming after {resume_at:,} events (checkpoint)\n")
-        result: BatchResult = ingestor.process_valid(chunk)
-        first = seen
-        seen += len(chunk)
-        report.applied += result.counts["applied"]
-        report.duplicates += result.counts["duplicate"]
-        if seen > resume_at:
-            # Rows of the part before the checkpoint were written by the interrupted run.
-            skip = max(0, resume_at - first)
-            rows = _rows_after(result, chunk, skip, span)
-            writer.write(rows)
-            checkpoint.events_done = seen
-            checkpoint.save()
-        progress.update(len(chunk))
-        if stop_after_chunks is not None and number >= stop_after_chunks:
-            raise KeyboardInterrupt  # tests: an interruption at a known point
-    if progress is not None:
-        progress.close()
-    report.events = seen
-    report.invalid = stats.invalid
-    report.rows_written = writer.rows_written
-    report.users = len({user for user, _ in states})
-    if online:
-        at_us = min(to_us(span.end), time.time_ns() // 1000)
-        final = [
-            r for s in states.values() if (r := s.row_at(max(at_us, (s.last_row_us or 0) + 1)))
-        ]
-        writer.online(final)
-        report.rows_online = len(final)
+    try:
+        for number, chunk in enumerate(source(stats), start=1):
+            if progress is None:
+                progress = Progress(stats.total, progress_out)
+                if resume_at:
+                    progress_out.write(f"resuming after {resume_at:,} events (checkpoint)\n")
+            result: BatchResult = ingestor.process_valid(chunk)
+            first = seen
+            seen += len(chunk)
+            report.applied += result.counts["applied"]
+            report.duplicates += result.counts["duplicate"]
+            if seen > resume_at:
+                # Rows of the part before the checkpoint were written by the interrupted run.
+                skip = max(0, resume_at - first)
+                writer.write(_rows_after(result, chunk, skip, span), seen)
+            progress.update(len(chunk))
+            if stop_after_chunks is not None and number >= stop_after_chunks:
+                raise KeyboardInterrupt  # tests: an interruption at a known point
+        writer.wait()
+        if progress is not None:
+            progress.close()
+        report.events = seen
+        report.invalid = stats.invalid
+        report.rows_written = writer.rows_written
+        report.users = len({user for user, _ in states})
+        if online:
+            at_us = min(to_us(span.end), time.time_ns() // 1000)
+            final = [
+                r for s in states.values() if (r := s.row_at(max(at_us, (s.last_row_us or 0) + 1)))
+            ]
+            report.rows_online = writer.online(final)
+    except BaseException:
+        # Interrupted or failed: checkpoint the write in flight if it completes.
+        with contextlib.suppress(Exception):
+            writer.wait()
+        raise
+    finally:
+        writer.close()
     checkpoint.remove()
     report.seconds = time.monotonic() - began
     return report
