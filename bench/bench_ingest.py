@@ -21,10 +21,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.common import (
+    CpuMeter,
     archived,
     delete_run_topics,
     fresh_settings,
     offline_rows,
+    service_pids,
     start_worker,
     stop_worker,
     tree_rss_mib,
@@ -148,16 +150,22 @@ def run(events_wanted: int, days: int, naive_sample: int) -> dict[str, Any]:
     began = time.monotonic()
     worker = start_worker(settings, "ingest")
     peak_rss = 0.0
+    # From the first archived event (start-up, Feast's import and the rebalance, excluded).
+    meter = CpuMeter(worker.pid, service_pids(settings))
     try:
 
         def progress() -> int:
             nonlocal peak_rss
             peak_rss = max(peak_rss, tree_rss_mib(worker.pid))
-            return archived(settings, prefix)
+            done = archived(settings, prefix)
+            if done:
+                meter.mark(done)
+            return done
 
         wait_until(progress, distinct_valid, 3600, "events archived", worker)
         wait_until(lambda: offline_rows(settings, prefix), rows, 600, "rows offline", worker)
         worker_s = time.monotonic() - began
+        cpu = meter.per_event(distinct_valid)
     finally:
         stop_worker(worker)
 
@@ -181,6 +189,8 @@ def run(events_wanted: int, days: int, naive_sample: int) -> dict[str, Any]:
             "seconds": round(worker_s, 2),
             "events_per_s": round(ingest_rate),
             "peak_rss_mib": round(peak_rss, 1),
+            "steady_events_per_s": round(cpu["events"] / cpu["seconds"]),
+            "cpu": cpu,
         },
         "naive": naive_result,
         "ratios": {
@@ -204,6 +214,12 @@ def main() -> int:
         f"worker {w['events_per_s']:,} ev/s | ceiling {c['events_per_s']:,} ev/s | "
         f"naive {n['events_per_s']} ev/s | worker/ceiling {r['worker_over_ceiling']} | "
         f"worker/naive {r['worker_over_naive']}x | peak RSS {w['peak_rss_mib']} MiB"
+    )
+    cpu = w["cpu"]
+    parts = ", ".join(f"{k} {v:,}" for k, v in cpu["us_per_event"].items())
+    print(
+        f"steady {w['steady_events_per_s']:,} ev/s; CPU per event {cpu['total_us_per_event']:,} us "
+        f"({parts}); {cpu['cores_busy']} cores busy"
     )
     return 0
 

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg2
 
 from stream.catalog import VIEWS
+from stream.prefix import IN_PREFIX, prefix_bounds
 from stream.settings import Settings, get_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,16 +48,21 @@ def count(settings: Settings, sql: str, args: tuple[Any, ...] = ()) -> int:
 
 
 def archived(settings: Settings, prefix: str) -> int:
-    return count(settings, "SELECT count(*) FROM raw_events WHERE user_id LIKE %s", (f"{prefix}%",))
+    return count(
+        settings,
+        f"SELECT count(*) FROM raw_events WHERE {IN_PREFIX}",  # noqa: S608 - a constant
+        prefix_bounds(prefix),
+    )
 
 
 def offline_rows(settings: Settings, prefix: str) -> int:
     union = " UNION ALL ".join(
-        f"SELECT count(*) AS n FROM {v.table} WHERE user_id LIKE %(p)s"  # noqa: S608 - catalog names
+        f"SELECT count(*) AS n FROM {v.table} WHERE user_id >= %(lo)s AND user_id < %(hi)s"  # noqa: S608 - catalog names
         for v in VIEWS
     )
+    lo, hi = prefix_bounds(prefix)
     with psycopg2.connect(settings.postgres_conninfo()) as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT sum(n) FROM ({union}) AS t", {"p": f"{prefix}%"})  # noqa: S608
+        cur.execute(f"SELECT sum(n) FROM ({union}) AS t", {"lo": lo, "hi": hi})  # noqa: S608
         row = cur.fetchone()
     conn.close()
     return int(row[0] or 0) if row else 0
@@ -81,6 +87,88 @@ def tree_rss_mib(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int, reaped: bool = True) -> float:
+    """CPU seconds (user + system) of a process, and of the children it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])  # stat fields 14-17
+    return (utime + stime + (cutime + cstime if reaped else 0)) / CLOCK_TICK
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and all its descendants, living or reaped."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            total += cpu_s(current)
+            todo.extend(children(current))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def service_pids(settings: Settings) -> dict[str, int]:
+    """The local stack's service processes (none when the stack runs in Docker)."""
+    from devstack.__main__ import local_services
+
+    pids = {}
+    for service in local_services(settings):
+        pid = service.pid()
+        if pid is not None:
+            pids[service.name] = pid
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds per part of the pipeline between two marks: the worker's main process, its
+    writer process, and each local service (Postgres with all its backends, Redis, Kafka).
+
+    CPU time, unlike a rate, hardly depends on what else the shared machine runs: CPU per event
+    is the figure to compare between runs, and its sum says how many events 2 cores can carry.
+    """
+
+    def __init__(self, worker_pid: int, services: dict[str, int]) -> None:
+        self.worker_pid, self.services = worker_pid, services
+        self.start: tuple[float, int, dict[str, float]] | None = None
+
+    def parts(self) -> dict[str, float]:
+        found = {"worker main": cpu_s(self.worker_pid, reaped=False)}
+        found["worker writer"] = sum(tree_cpu_s(c) for c in children(self.worker_pid))
+        for name, pid in self.services.items():
+            found[name] = tree_cpu_s(pid)
+        return found
+
+    def mark(self, events: int) -> None:
+        if self.start is None:
+            self.start = (time.monotonic(), events, self.parts())
+
+    def per_event(self, events: int) -> dict[str, Any]:
+        """Microseconds of CPU per event for each part since the mark, and cores kept busy."""
+        assert self.start is not None, "mark() first"
+        began, events_then, then = self.start
+        now = self.parts()
+        n = max(1, events - events_then)
+        used = {k: now[k] - then.get(k, 0.0) for k in now}
+        total = sum(used.values())
+        return {
+            "events": n,
+            "seconds": round(time.monotonic() - began, 2),
+            "us_per_event": {k: round(v / n * 1e6) for k, v in used.items()},
+            "total_us_per_event": round(total / n * 1e6),
+            "cores_busy": round(total / max(1e-9, time.monotonic() - began), 2),
+        }
 
 
 def start_worker(settings: Settings, name: str) -> subprocess.Popen[bytes]:

@@ -25,6 +25,7 @@ from stream.emit import send_to_kafka
 from stream.events import encode
 from stream.feast_env import open_store
 from stream.generator import GeneratorConfig, default_start, generate
+from stream.prefix import IN_PREFIX, prefix_bounds
 from stream.producer import EventProducer
 from stream.settings import Settings
 from stream.topics import ensure_topics
@@ -91,10 +92,10 @@ def run(settings: Settings, users: int, seed: int) -> int:
             start_new_session=True,
         )
     try:
-        archived = "SELECT count(*) FROM raw_events WHERE user_id LIKE %s"
+        archived = f"SELECT count(*) FROM raw_events WHERE {IN_PREFIX}"  # noqa: S608
 
         def caught_up() -> bool:
-            return _count(settings, archived, (f"{prefix}%",)) >= len(valid)
+            return _count(settings, archived, prefix_bounds(prefix)) >= len(valid)
 
         _wait(caught_up, 600, "the worker caught up", worker)
         elapsed = time.monotonic() - started
@@ -108,8 +109,8 @@ def run(settings: Settings, users: int, seed: int) -> int:
     _say("\noffline snapshot rows written by this run:")
     for view in VIEWS:
         rows = _count(
-            settings, f"SELECT count(*) FROM {view.table} WHERE user_id LIKE %s",  # noqa: S608
-            (f"{prefix}%",),
+            settings, f"SELECT count(*) FROM {view.table} WHERE {IN_PREFIX}",  # noqa: S608
+            prefix_bounds(prefix),
         )  # fmt: skip
         _say(f"  {view.table:<24} {rows:>8}")
     _say(
