@@ -23,6 +23,7 @@ from stream.catalog import VIEWS, features_of
 from stream.derive import to_us
 from stream.emit import write_jsonl
 from stream.generator import GeneratedEvent, GeneratorConfig, generate
+from stream.prefix import IN_PREFIX, prefix_bounds
 from stream.replay import (
     ReplayError,
     ReplayRange,
@@ -64,8 +65,8 @@ def stored(conn: psycopg2.extensions.connection, prefix: str) -> Stored:
         for spec in VIEWS:
             names = ", ".join(f.name for f in features_of(spec.name))
             cur.execute(
-                f"SELECT user_id, event_timestamp, {names} FROM {spec.table} WHERE user_id LIKE %s",
-                (f"{prefix}-%",),
+                f"SELECT user_id, event_timestamp, {names} FROM {spec.table} WHERE {IN_PREFIX}",
+                prefix_bounds(f"{prefix}-"),
             )
             for user, at, *values in cur.fetchall():
                 rows[(spec.name, user, at)] = tuple(values)

@@ -17,6 +17,7 @@ from psycopg2 import sql
 from pydantic import SecretStr
 
 from stream.migrate import load_migrations, migrate
+from stream.prefix import IN_PREFIX, prefix_bounds
 from stream.settings import Settings
 from tests.integration.test_worker import (  # noqa: F401 - fixtures
     Worker,
@@ -190,7 +191,7 @@ def test_a_worker_runs_as_the_ingestor_role(
 
 def _count(conn: psycopg2.extensions.connection, table: str, prefix: str) -> int:
     with conn.cursor() as cur:
-        cur.execute(f"SELECT count(*) FROM {table} WHERE user_id LIKE %s", (f"{prefix}-%",))
+        cur.execute(f"SELECT count(*) FROM {table} WHERE {IN_PREFIX}", prefix_bounds(f"{prefix}-"))
         row = cur.fetchone()
     conn.rollback()
     return int(row[0]) if row else 0

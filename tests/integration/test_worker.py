@@ -29,6 +29,7 @@ from kafka.admin import KafkaAdminClient
 
 from stream.catalog import VIEWS, features_of
 from stream.generator import GeneratedEvent, GeneratorConfig, generate
+from stream.prefix import IN_PREFIX, prefix_bounds
 from stream.producer import EventProducer
 from stream.settings import Settings
 from stream.topics import ensure_topics
@@ -111,7 +112,9 @@ def produce(settings: Settings, events: list[GeneratedEvent]) -> None:
 
 def archived(conn: psycopg2.extensions.connection, prefix: str) -> int:
     with conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM raw_events WHERE user_id LIKE %s", (f"{prefix}-%",))
+        cur.execute(
+            f"SELECT count(*) FROM raw_events WHERE {IN_PREFIX}", prefix_bounds(f"{prefix}-")
+        )
         row = cur.fetchone()
     conn.rollback()
     return int(row[0]) if row else 0
@@ -122,8 +125,8 @@ def offline_rows(conn: psycopg2.extensions.connection, prefix: str) -> int:
     with conn.cursor() as cur:
         for spec in VIEWS:
             cur.execute(
-                f"SELECT count(*) FROM {spec.table} WHERE user_id LIKE %s",
-                (f"{prefix}-%",),
+                f"SELECT count(*) FROM {spec.table} WHERE {IN_PREFIX}",
+                prefix_bounds(f"{prefix}-"),
             )
             row = cur.fetchone()
             total += int(row[0]) if row else 0
@@ -193,8 +196,8 @@ def check_offline(conn: psycopg2.extensions.connection, prefix: str, want: list[
         with conn.cursor() as cur:
             cur.execute(
                 f"SELECT user_id, event_timestamp, {', '.join(names)} FROM {spec.table} "
-                "WHERE user_id LIKE %s",
-                (f"{prefix}-%",),
+                f"WHERE {IN_PREFIX}",
+                prefix_bounds(f"{prefix}-"),
             )
             stored = {(r[0], r[1]): r[2:] for r in cur.fetchall()}
         conn.rollback()
