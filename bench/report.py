@@ -20,12 +20,21 @@ def _met(flag: bool | None) -> str:
 def ingest_rows(r: dict[str, Any]) -> list[str]:
     w, c, n, x = r["worker"], r["ceiling"], r["naive"], r["ratios"]
     met = w["events_per_s"] >= 20_000 and x["worker_over_ceiling"] >= 0.5
-    return [
+    rows = [
         f"| ingest, {r['parameters']['events']:,} events | worker {_n(w['events_per_s'])} ev/s "
         f"(peak RSS {_n(w['peak_rss_mib'])} MiB) | ceiling {_n(c['events_per_s'])} ev/s; naive "
         f"{_n(n['events_per_s'], 1)} ev/s | {x['worker_over_ceiling']} of ceiling; "
         f"{x['worker_over_naive']}x naive | >= 20k ev/s and >= 0.5 of ceiling | {_met(met)} |"
     ]
+    cpu = w.get("cpu")
+    if cpu:  # results written before the CPU meter have none
+        parts = "; ".join(f"{k} {_n(v)}" for k, v in cpu["us_per_event"].items())
+        rows.append(
+            f"| ingest, steady state (from the first archived event) | "
+            f"{_n(w['steady_events_per_s'])} ev/s; CPU {_n(cpu['total_us_per_event'])} us/event "
+            f"({parts}); {cpu['cores_busy']} cores busy | - | - | - | - |"
+        )
+    return rows
 
 
 def freshness_rows(r: dict[str, Any]) -> list[str]:

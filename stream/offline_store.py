@@ -8,11 +8,13 @@ push adds no row, and a row pushed again with new values replaces the old one.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 from feast.feature_view import FeatureView
 from feast.infra.offline_stores.contrib.postgres_offline_store.postgres import (
     PostgreSQLOfflineStore,
@@ -28,6 +30,7 @@ from psycopg import sql
 logger = logging.getLogger(__name__)
 
 KEY_COLUMNS = ("user_id", "event_timestamp")
+_CSV_OPTIONS = pa_csv.WriteOptions(include_header=False)
 
 
 class OfflineWriteError(Exception):
@@ -84,12 +87,16 @@ class AuroraPostgreSQLOfflineStore(PostgreSQLOfflineStore):
                     "CREATE TEMP TABLE _aurora_push (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP"
                 ).format(target)
             )
-            copy = sql.SQL("COPY _aurora_push ({}) FROM STDIN").format(columns)
+            copy = sql.SQL("COPY _aurora_push ({}) FROM STDIN WITH (FORMAT csv)").format(columns)
             written = 0
             for batch in table.to_batches(max_chunksize=batch_rows):
+                # Arrow writes the CSV in C++ (floats in their shortest exact form, strings
+                # quoted, nulls as empty fields): a Python loop over every value took a third
+                # of the writer's time.
+                data = io.BytesIO()
+                pa_csv.write_csv(pa.Table.from_batches([batch]), data, _CSV_OPTIONS)
                 with cur.copy(copy) as writer:
-                    for row in zip(*(col.to_pylist() for col in batch.columns), strict=True):
-                        writer.write_row(row)
+                    writer.write(data.getbuffer())
                 written += batch.num_rows
                 if progress:
                     progress(batch.num_rows)

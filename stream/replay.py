@@ -400,6 +400,10 @@ def _start_writer(settings: Settings, span: ReplayRange) -> None:
     _offline_writer = OfflineWriter(settings, span)
 
 
+def _ready() -> bool:
+    return _offline_writer is not None
+
+
 def _write(payload: bytes, clear: dict[str, list[str]]) -> int:
     assert _offline_writer is not None
     return _offline_writer.write(unpack(payload)[1], clear)
@@ -427,6 +431,8 @@ class WriterProcess:
             initializer=_start_writer,
             initargs=(settings, span),
         )
+        # Start it now: Feast's import (seconds) overlaps the first read and computation.
+        self.pool.submit(_ready)
         self.rows_written = 0
         self._in_flight: tuple[Future[int], int, dict[str, list[str]]] | None = None
 
