@@ -48,7 +48,7 @@ from stream.events import Event, EventValidationError, decode
 from stream.ingest import BatchResult, Ingestor, Message, latest_per_user
 from stream.settings import Settings
 from stream.state import Row
-from stream.writer import pack, unpack
+from stream.writer import exit_with_parent, pack, unpack
 
 logger = logging.getLogger(__name__)
 
@@ -397,6 +397,7 @@ def _start_writer(settings: Settings, span: ReplayRange) -> None:
     # Ctrl-C reaches the whole process group: the write in flight finishes, and the parent
     # checkpoints it before it stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent()
     _offline_writer = OfflineWriter(settings, span)
 
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
@@ -52,8 +55,25 @@ def start(settings: Settings) -> ProcessPoolExecutor:
     return pool
 
 
+def exit_with_parent() -> None:
+    """Exit once the parent is gone: it ignores SIGTERM, so a worker that died without shutting
+    it down (SIGKILL, a fatal exit) would otherwise leave it running forever, connections open.
+    Its write in flight is rolled back; the events were never acknowledged, so they come again.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _init(settings: Settings, level: int) -> None:
     global _settings
+    exit_with_parent()
     _settings = settings
     # The writer shares the worker's process group, so a Ctrl-C or a SIGTERM to the group
     # reaches it too; it must live on until the worker has flushed and shut it down itself.
