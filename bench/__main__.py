@@ -11,6 +11,7 @@ chart is `bench/results/<full|quick>.png` and its table replaces the one in benc
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -60,6 +61,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under 3 minutes")
     parser.add_argument("--only", default="", help="comma-separated subset of the benchmarks")
+    parser.add_argument(
+        "--from-results",
+        metavar="NOTE",
+        help="run nothing: rebuild the chart and README table from bench/results/*.json "
+        "(after a run that stopped part way and had its missing parts rerun); NOTE says so",
+    )
     args = parser.parse_args()
     profile = QUICK if args.quick else FULL
     suffix = "-quick" if args.quick else ""
@@ -70,16 +77,25 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {list(runs)}")
     began = time.monotonic()
-    for name in chosen:
-        print(f"== {name} ({time.monotonic() - began:.0f}s into the run)", flush=True)
-        reports[name] = runs[name]()
-        write_result(f"{name}{suffix}", reports[name])
+    if args.from_results:
+        for name in chosen:
+            path = RESULTS / f"{name}{suffix}.json"
+            if path.exists():
+                reports[name] = json.loads(path.read_text())
+    else:
+        for name in chosen:
+            print(f"== {name} ({time.monotonic() - began:.0f}s into the run)", flush=True)
+            reports[name] = runs[name]()
+            write_result(f"{name}{suffix}", reports[name])
     seconds = time.monotonic() - began
     kind = "quick" if args.quick else "full"
     m = machine()
+    took = f"{seconds:.0f} s"
+    if args.from_results:
+        took = f"rebuilt from the results: {args.from_results}"
     title = (
         f"`make bench{'-quick' if args.quick else ''}`, {m['when']}, {m['cpus']} CPUs, "
-        f"Python {m['python']}, Feast {m['versions']['feast']}, {seconds:.0f} s"
+        f"Python {m['python']}, Feast {m['versions']['feast']}, {took}"
     )
     chart = charts.draw(reports, RESULTS / f"{kind}.png", title.replace("`", ""))
     print(f"wrote {chart}")
