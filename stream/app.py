@@ -69,7 +69,11 @@ class Runtime:
             topic_types, self.load_state, max_ahead_s=settings.event_max_ahead_s
         )
         self.metrics = Metrics()
-        self.changelog = ChangelogProducer(settings, table.changelog_topic.get_topic_name())
+        # The table's changelog topic, named as Faust names it, without creating Faust's Topic
+        # object before the app is configured.
+        self.changelog = ChangelogProducer(
+            settings, f"{settings.worker_app_id}-{table.name}-changelog"
+        )
         self.writer: ProcessPoolExecutor | None = None
         self.totals: dict[str, int] = {}
         self._queue: list[Pending] = []
@@ -295,9 +299,6 @@ def build_app(settings: Settings) -> faust.App:
     @app.on_configured.connect
     def _configured(*_: Any, **__: Any) -> None:
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
-        # Faust logs a debug line per produced message, built in full whenever a level below
-        # the handlers' lets it through: pin Faust's loggers to the worker's level.
-        logging.getLogger("faust").setLevel(writer.LEVELS[settings.worker_loglevel])
 
     @app.on_before_shutdown.connect
     async def _shutdown(*_: Any, **__: Any) -> None:
