@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg2
 
+from devstack.proc import children
 from stream.catalog import VIEWS
 from stream.prefix import IN_PREFIX, prefix_bounds
 from stream.settings import Settings, get_settings
@@ -77,13 +78,17 @@ def rss_mib(pid: int) -> float:
 
 def tree_rss_mib(pid: int) -> float:
     """RSS of a process and its descendants (the worker and its writer process)."""
+    return _tree_sum(pid, rss_mib)
+
+
+def _tree_sum(pid: int, measure: Callable[[int], float]) -> float:
+    """`measure` summed over a process and its descendants; those gone meanwhile count 0."""
     total, todo = 0.0, [pid]
     while todo:
         current = todo.pop()
         try:
-            total += rss_mib(current)
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo.extend(int(c) for c in (task / "children").read_text().split())
+            total += measure(current)
+            todo.extend(children(current))
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
@@ -99,24 +104,9 @@ def cpu_s(pid: int, reaped: bool = True) -> float:
     return (utime + stime + (cutime + cstime if reaped else 0)) / CLOCK_TICK
 
 
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found.extend(int(c) for c in (task / "children").read_text().split())
-    return found
-
-
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds of a process and all its descendants, living or reaped."""
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            total += cpu_s(current)
-            todo.extend(children(current))
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
+    return _tree_sum(pid, cpu_s)
 
 
 def service_pids(settings: Settings) -> dict[str, int]:

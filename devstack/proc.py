@@ -43,6 +43,14 @@ def pid_alive(pid: int | None) -> bool:
     return state != "Z"
 
 
+def children(pid: int) -> list[int]:
+    """The pids of a process's children (every thread's), from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
 def terminate(pid: int, name: str, grace_s: float = 30.0) -> None:
     """SIGTERM the process group, then SIGKILL it if it outlives the grace period."""
     _signal_group(pid, signal.SIGTERM)

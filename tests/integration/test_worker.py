@@ -27,6 +27,7 @@ from feast import FeatureStore
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
+from devstack.proc import children, pid_alive
 from stream.catalog import VIEWS, features_of
 from stream.generator import GeneratedEvent, GeneratorConfig, generate
 from stream.prefix import IN_PREFIX, prefix_bounds
@@ -352,21 +353,6 @@ def test_idle_users_decay_after_the_sweep(
     assert online["activity_count_24h"] == [0]
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found.extend(int(c) for c in (task / "children").read_text().split())
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 def test_the_writer_process_exits_with_a_killed_worker(
     stream_settings: Settings, start_worker: Worker
 ) -> None:
@@ -380,13 +366,13 @@ def test_the_writer_process_exits_with_a_killed_worker(
         # The writer is the child that is not multiprocessing's resource tracker.
         writers = [
             c
-            for c in _children(worker.pid)
+            for c in children(worker.pid)
             if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
         ]
         time.sleep(0.5)
     os.kill(worker.pid, signal.SIGKILL)  # the worker only, not its process group
     worker.wait(timeout=10)
     deadline = time.monotonic() + 15
-    while any(_alive(w) for w in writers):
+    while any(pid_alive(w) for w in writers):
         assert time.monotonic() < deadline, f"writer {writers} outlived its worker"
         time.sleep(0.2)
