@@ -26,12 +26,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import multiprocessing
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -48,7 +47,7 @@ from stream.events import Event, EventValidationError, decode
 from stream.ingest import BatchResult, Ingestor, Message, latest_per_user
 from stream.settings import Settings
 from stream.state import Row
-from stream.writer import exit_with_parent, pack, unpack
+from stream.writer import exit_with_parent, pack, spawn_one, unpack
 
 logger = logging.getLogger(__name__)
 
@@ -349,14 +348,11 @@ class OfflineWriter:
         self.pusher = Pusher(open_store(settings))
 
     def write(self, rows: list[Row], clear: dict[str, list[str]]) -> int:
-        from stream.sinks import frame, with_retry
+        from stream.sinks import by_view, frame, with_retry
 
         for view_name, users in clear.items():
             with_retry(partial(self._clear, view_name, users), "clearing the range")
-        by_view: dict[str, list[Row]] = {}
-        for row in rows:
-            by_view.setdefault(row.view, []).append(row)
-        for view_name, view_rows in by_view.items():
+        for view_name, view_rows in by_view(rows).items():
             source = view(view_name).push_source
             data = frame(view_name, view_rows)
             with_retry(partial(self.pusher.offline, source, data), "offline push")
@@ -377,12 +373,9 @@ class OfflineWriter:
             )
 
     def online(self, rows: list[Row]) -> int:
-        from stream.sinks import frame, with_retry
+        from stream.sinks import by_view, frame, with_retry
 
-        by_view: dict[str, list[Row]] = {}
-        for row in latest_per_user(rows):
-            by_view.setdefault(row.view, []).append(row)
-        for view_name, view_rows in by_view.items():
+        for view_name, view_rows in by_view(latest_per_user(rows)).items():
             source = view(view_name).push_source
             data = frame(view_name, view_rows)
             with_retry(partial(self.pusher.online, source, data), "online push")
@@ -426,14 +419,8 @@ class WriterProcess:
     def __init__(self, settings: Settings, span: ReplayRange, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint
         self.claimed = {v: set(users) for v, users in checkpoint.cleared.items()}
-        self.pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_writer,
-            initargs=(settings, span),
-        )
-        # Start it now: Feast's import (seconds) overlaps the first read and computation.
-        self.pool.submit(_ready)
+        # Started now: Feast's import (seconds) overlaps the first read and computation.
+        self.pool = spawn_one(_start_writer, (settings, span), _ready)
         self.rows_written = 0
         self._in_flight: tuple[Future[int], int, dict[str, list[str]]] | None = None
 

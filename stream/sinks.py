@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -75,6 +75,14 @@ def with_retry(
             attempt += 1
 
 
+def by_view(rows: Iterable[Row]) -> dict[str, list[Row]]:
+    """Rows grouped by feature view, each group in the given order."""
+    grouped: dict[str, list[Row]] = {}
+    for row in rows:
+        grouped.setdefault(row.view, []).append(row)
+    return grouped
+
+
 def frame(view_name: str, rows: Sequence[Row]) -> pd.DataFrame:
     """Rows of one view as the DataFrame Feast's push expects: entity, timestamp, every field."""
     names = [f.name for f in features_of(view_name)]
@@ -98,14 +106,12 @@ class FeatureSink:
         self.pusher = Pusher(store)
 
     def write(self, rows: list[Row]) -> None:
-        by_view: dict[str, list[Row]] = {}
-        for row in rows:
-            by_view.setdefault(row.view, []).append(row)
+        grouped = by_view(rows)
         # Online first: it is what models read now; the history can follow a moment later.
-        for view_name, view_rows in by_view.items():
+        for view_name, view_rows in grouped.items():
             source = view(view_name).push_source
             self.pusher.online(source, frame(view_name, latest_per_user(view_rows)))
-        for view_name, view_rows in by_view.items():
+        for view_name, view_rows in grouped.items():
             self.pusher.offline(view(view_name).push_source, frame(view_name, view_rows))
 
 

@@ -16,9 +16,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -45,13 +45,22 @@ _sinks: tuple[ArchiveSink, FeatureSink] | None = None
 
 def start(settings: Settings) -> ProcessPoolExecutor:
     """The writer process. Spawned, not forked: the worker's event loop and sockets stay home."""
+    # Feast is imported and the store opened before the first batch arrives.
+    return spawn_one(_init, (settings, LEVELS[settings.worker_loglevel]), warm_up)
+
+
+def spawn_one(
+    initializer: Callable[..., None], initargs: tuple[Any, ...], warm_up: Callable[[], Any]
+) -> ProcessPoolExecutor:
+    """A pool of one spawned process, started at once: `warm_up` runs there while the caller
+    goes on, so the initializer's slow imports overlap the caller's first work."""
     pool = ProcessPoolExecutor(
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init,
-        initargs=(settings, LEVELS[settings.worker_loglevel]),
+        initializer=initializer,
+        initargs=initargs,
     )
-    pool.submit(warm_up)  # import Feast and open the store before the first batch arrives
+    pool.submit(warm_up)
     return pool
 
 
