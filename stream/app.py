@@ -22,7 +22,7 @@ from typing import Any
 import faust
 from faust.types import TP, EventT
 
-from stream import writer
+from stream import consumer, writer
 from stream.catalog import EVENT_TYPES
 from stream.changelog import ChangelogProducer
 from stream.ingest import BatchResult, Ingestor, Message, combine, summarize
@@ -331,6 +331,9 @@ def build_app(settings: Settings) -> faust.App:
 
     app.timer(interval=settings.worker_sweep_interval_s)(_sweep)
 
+    # Our consumer class: it re-reads the records Faust fetched and dropped (stream/consumer.py).
+    # The consumer is created when the worker starts, from whatever transport the app has then.
+    app.transport = consumer.Transport(app.conf.broker_consumer, app)
     return app
 
 

@@ -1,0 +1,126 @@
+"""Faust's aiokafka consumer, made to re-read every record it fetched and did not deliver.
+
+aiokafka advances a partition's position as soon as Faust takes the fetched records. Faust's
+`Consumer.getmany` then drops some of them without telling aiokafka: the records of a partition
+paused or revoked in the meantime, and the rest of a batch when a rebalance starts or the
+generation changes. Faust counts on seeking back to the committed offsets after the next
+rebalance, but aiokafka's `seek_to_committed` skips a partition that has no committed offset.
+The dropped records were then never read again: a worker that took over a partition nobody had
+committed on said "Worker ready" and consumed nothing more (the stall of issue #5), and the
+changelog recovery could wait forever for records it had already skipped.
+
+So this consumer
+- seeks each partition back to its first fetched-but-undelivered record, unless something else
+  has moved the position since (a recovery's own seek wins), and
+- seeks a partition without a committed offset to its beginning where Faust seeks to committed
+  offsets, as `consumer_auto_offset_reset="earliest"` means. Reading again is safe: every effect
+  of an event is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
+
+logger = logging.getLogger(__name__)
+
+# tp -> (the position right after the fetched records, the first undelivered offset)
+Rewinds = dict[Any, tuple[int, int]]
+
+
+def undelivered(fetched: Mapping[Any, list[Any]], delivered: Mapping[Any, list[int]]) -> Rewinds:
+    """Per partition, where its position is now and where it must go back to (pure)."""
+    rewinds: Rewinds = {}
+    for tp, records in fetched.items():
+        if not records:
+            continue
+        offsets = delivered.get(tp, [])
+        if len(offsets) == len(records):
+            continue
+        given = set(offsets)
+        first = min(r.offset for r in records if r.offset not in given)
+        rewinds[tp] = (records[-1].offset + 1, first)
+    return rewinds
+
+
+class Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer; every record it fetches is delivered or fetched again."""
+
+    _fetched: Mapping[Any, list[Any]] | None = None
+    rewound = 0  # records sent back to be fetched again, for the logs and tests
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
+        records, active = await super()._wait_next_records(timeout)
+        self._fetched = records
+        return records, active
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        self._fetched = None
+        delivered: defaultdict[Any, list[int]] = defaultdict(list)
+        async for tp, message in super().getmany(timeout):
+            delivered[tp].append(message.offset)
+            yield tp, message
+        # Not reached when the generator is closed early (the worker is stopping).
+        fetched, self._fetched = self._fetched, None
+        if fetched and not self.should_stop:
+            rewinds = undelivered(fetched, delivered)
+            if rewinds:
+                await self._rewind(rewinds)
+
+    async def _rewind(self, rewinds: Rewinds) -> None:
+        done: dict[Any, int] = await self._thread.call_thread(self._rewind_in_thread, rewinds)
+        if not done:
+            return
+        for tp, offset in done.items():
+            # As Faust's own seek does: the next offset to read, so nothing re-read is dropped.
+            self._read_offset[tp] = offset
+        count = sum(rewinds[tp][0] - offset for tp, offset in done.items())
+        self.rewound += count
+        logger.info(
+            "reading again %d fetched records Faust did not deliver, in %d partitions",
+            count,
+            len(done),
+        )
+
+    async def _rewind_in_thread(self, rewinds: Rewinds) -> dict[Any, int]:
+        # Runs on the consumer thread's loop, with no await between the check and the seek:
+        # a position that moved since the fetch (a seek of Faust's recovery) is left alone.
+        consumer = self._thread._ensure_consumer()
+        assigned = consumer.assignment()
+        subscription = consumer._subscription.subscription
+        done: dict[Any, int] = {}
+        if subscription is None or subscription.assignment is None:
+            return done
+        for tp, (expected, offset) in rewinds.items():
+            if tp not in assigned:
+                continue
+            state = subscription.assignment.state_value(tp)
+            if state.has_valid_position and state.position == expected:
+                consumer.seek(tp, offset)
+                done[tp] = offset
+        return done
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        fresh = [
+            tp for tp, offset in committed.items() if not offset and not self._is_changelog_tp(tp)
+        ]
+        if fresh:
+            await self._thread.call_thread(self._to_beginning_in_thread, fresh)
+        return committed
+
+    async def _to_beginning_in_thread(self, tps: Iterable[Any]) -> None:
+        consumer = self._thread._ensure_consumer()
+        assigned = consumer.assignment()
+        mine = [tp for tp in tps if tp in assigned]
+        if mine:
+            await consumer.seek_to_beginning(*mine)
+
+
+class Transport(faust_aiokafka.Transport):
+    Consumer = Consumer
