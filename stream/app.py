@@ -29,6 +29,7 @@ from stream.ingest import BatchResult, Ingestor, Message, combine, summarize
 from stream.metrics import Metrics
 from stream.settings import Settings
 from stream.state import Row, UserState
+from stream.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Runtime:
         self.changelog = ChangelogProducer(
             settings, f"{settings.worker_app_id}-{table.name}-changelog"
         )
+        self.watchdog = Watchdog(settings.worker_stall_after_s)
         self.writer: ProcessPoolExecutor | None = None
         self.totals: dict[str, int] = {}
         self._queue: list[Pending] = []
@@ -112,6 +114,7 @@ class Runtime:
             Message(m.topic, m.partition, m.offset, m.key, m.value or b"")
             for m in (e.message for e in events)
         ]
+        self.watchdog.progress(time.monotonic())
         result = self.ingestor.process(messages)
         if messages:
             # One agent per topic: a batch is all of one event type.
@@ -220,20 +223,47 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(10.0, delay * 2)
 
-    def update_lag(self, consumer: Any) -> None:
-        """Lag per owned event-topic partition: the high watermark minus the read position."""
+    def update_lag(self, consumer: Any) -> int:
+        """Lag per owned event-topic partition (the high watermark minus the read position).
+
+        Returns the events not yet committed, over those partitions: what the watchdog needs,
+        since Faust's read position cannot tell one unread event from none after a seek.
+        """
         lags = {}
+        uncommitted = 0
         for tp in consumer.assignment():
             if tp.topic not in self.topic_types:
                 continue
-            # Faust keeps the last offset read per partition here; it has no public accessor.
-            read = consumer._read_offset.get(tp)
             highwater = consumer.highwater(tp)
-            if highwater is not None:
-                lags[(tp.topic, tp.partition)] = max(
-                    0, highwater - (0 if read is None else read + 1)
-                )
+            if highwater is None:
+                continue
+            # Faust keeps the last offset read and the next offset committed per partition
+            # here; it has no public accessor.
+            read = consumer._read_offset.get(tp)
+            lags[(tp.topic, tp.partition)] = max(0, highwater - (0 if read is None else read + 1))
+            uncommitted += max(0, highwater - (consumer._committed_offset.get(tp) or 0))
         self.metrics.set_lag(lags)
+        return uncommitted
+
+    async def watch(self, app: Any) -> None:
+        """Read again from the committed offsets when unread events wait and nothing moves."""
+        unread = self.update_lag(app.consumer)  # uncommitted, strictly
+        busy = bool(
+            self._queued_events
+            or self._queue
+            or app.rebalancing
+            or app.in_recovery
+            or not app.consumer.flow_active
+        )
+        if self.watchdog.should_act(time.monotonic(), unread, busy):
+            logger.warning(
+                "%d events wait unread and nothing was consumed for %.0f s: "
+                "reading again from the committed offsets",
+                unread,
+                self.watchdog.stall_after_s,
+            )
+            self.metrics.stall_seeks.inc()
+            await app.consumer.perform_seek()
 
     async def sweep(self, now_us: int | None = None) -> int:
         """Write the rows of users whose windows changed since their last row (decay)."""
@@ -323,8 +353,8 @@ def build_app(settings: Settings) -> faust.App:
             runtime.metrics.serve(settings.worker_metrics_port)
 
     @app.timer(interval=LAG_EVERY_S)  # type: ignore[untyped-decorator]
-    async def _lag() -> None:
-        runtime.update_lag(app.consumer)
+    async def _watch() -> None:
+        await runtime.watch(app)
 
     async def _sweep() -> None:
         await runtime.sweep()

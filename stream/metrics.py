@@ -67,6 +67,11 @@ class Metrics:
         self.retries = Counter(
             "aurora_write_retries", "Writes retried after a transient failure", registry=r
         )
+        self.stall_seeks = Counter(
+            "aurora_stall_seeks",
+            "Times the worker, stalled with unread events, read again from the committed offsets",
+            registry=r,
+        )
         self.lag = Gauge(
             "aurora_consumer_lag",
             "Messages in the partition after the worker's read position",
