@@ -58,6 +58,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{row['fault']}: {row['events_in']} events in, {row['archived']} archived, "
             f"{row['rows']} rows, {row['retried']} writes retried, caught up "
             f"{row['recovered_s']} s after recovery"
+            + (f"; consumer: {row['consumer']}" if "consumer" in row else "")
         )
 
 

@@ -269,14 +269,6 @@ def test_golden_stream_equals_the_reference(
     verify_all(stream_settings, feature_store, pg_conn, unique, events, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "intermittent (about 1 run in 5): after the SIGKILL the restarted worker reports "
-        "'Worker ready' with every partition assigned, yet consumes nothing more; under study "
-        "(issue #5). When it passes, the final state equals the reference exactly."
-    ),
-)
 def test_sigkill_mid_stream_loses_and_doubles_nothing(
     stream_settings: Settings,
     start_worker: Worker,
