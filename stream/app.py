@@ -257,13 +257,16 @@ class Runtime:
         )
         if self.watchdog.should_act(time.monotonic(), unread, busy):
             logger.warning(
-                "%d events wait unread and nothing was consumed for %.0f s: "
+                "%d events wait unread and nothing was consumed for %.0f s or more: "
                 "reading again from the committed offsets",
                 unread,
                 self.watchdog.stall_after_s,
             )
             self.metrics.stall_seeks.inc()
-            await app.consumer.perform_seek()
+            try:
+                await asyncio.wait_for(app.consumer.perform_seek(), LAG_EVERY_S * 6)
+            except Exception as exc:  # Kafka away, say: the next round tries again
+                logger.warning("the seek to the committed offsets failed: %r", exc)
 
     async def sweep(self, now_us: int | None = None) -> int:
         """Write the rows of users whose windows changed since their last row (decay)."""
