@@ -11,10 +11,15 @@ changelog recovery could wait forever for records it had already skipped.
 
 So this consumer
 - seeks each partition back to its first fetched-but-undelivered record, unless something else
-  has moved the position since (a recovery's own seek wins), and
+  has moved the position since (a recovery's own seek wins),
 - seeks a partition without a committed offset to its beginning where Faust seeks to committed
-  offsets, as `consumer_auto_offset_reset="earliest"` means. Reading again is safe: every effect
-  of an event is idempotent.
+  offsets, as `consumer_auto_offset_reset="earliest"` means, and
+- never commits past an offset that was not acknowledged. Faust's `_new_offset` lets the first
+  acknowledged offset sit one past the committed one (`min(acked) - committed > 1`), but the
+  committed offset is the next one to read: a lost record right after it was committed over, and
+  the loss was final. Held back instead, the commit leaves the events uncommitted, which the
+  next seek or the stall watchdog reads again.
+Reading again is safe: every effect of an event is idempotent.
 """
 
 from __future__ import annotations
@@ -46,6 +51,11 @@ def undelivered(fetched: Mapping[Any, list[Any]], delivered: Mapping[Any, list[i
         first = min(r.offset for r in records if r.offset not in given)
         rewinds[tp] = (records[-1].offset + 1, first)
     return rewinds
+
+
+def head_missing(committed: int | None, acked: list[int], in_gap: bool) -> bool:
+    """True when the next offset to commit from was not acknowledged (and is no known gap)."""
+    return committed is not None and bool(acked) and min(acked) > committed and not in_gap
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -104,6 +114,16 @@ class Consumer(faust_aiokafka.Consumer):
                 consumer.seek(tp, offset)
                 done[tp] = offset
         return done
+
+    def _new_offset(self, tp: TP) -> int | None:
+        committed = self._committed_offset[tp]
+        acked = self._acked[tp]
+        # A gap is a range Faust found missing from the log itself (compaction, markers).
+        in_gap = committed is not None and bool(self._gap[tp].overlaps(committed))
+        if head_missing(committed, acked, in_gap):
+            return None
+        offset: int | None = super()._new_offset(tp)
+        return offset
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()

@@ -73,3 +73,15 @@ def test_progress_keeps_a_loaded_worker_from_looking_stalled() -> None:
     for t in range(0, 300, 5):
         dog.progress(t)
         assert not dog.should_act(t + 2, unread=1000, busy=False)
+
+
+def test_a_commit_waits_for_the_offset_right_after_the_committed_one() -> None:
+    from stream.consumer import head_missing
+
+    # Committed 4 means 4 is the next to read: 5 acknowledged alone must not commit past 4.
+    assert head_missing(4, [5], in_gap=False)
+    assert head_missing(4, [5, 6, 7], in_gap=False)
+    assert not head_missing(4, [4, 5], in_gap=False)
+    assert not head_missing(4, [5], in_gap=True)  # 4 is not in the log at all
+    assert not head_missing(4, [], in_gap=False)
+    assert not head_missing(None, [5], in_gap=False)  # nothing committed yet: Faust decides
