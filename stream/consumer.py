@@ -14,6 +14,8 @@ So this consumer
   has moved the position since (a recovery's own seek wins),
 - seeks a partition without a committed offset to its beginning where Faust seeks to committed
   offsets, as `consumer_auto_offset_reset="earliest"` means, and
+- counts a message as delivered only once its delivery finished: Faust cancels a delivery that
+  waits (on flow control, say) when a rebalance suspends the flow, and reads on past it.
 - never commits past an offset that was not acknowledged. Faust's `_new_offset` lets the first
   acknowledged offset sit one past the committed one (`min(acked) - committed > 1`), but the
   committed offset is the next one to read: a lost record right after it was committed over, and
@@ -24,6 +26,7 @@ Reading again is safe: every effect of an event is idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -31,6 +34,9 @@ from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
+from mode.services import WaitArgT, WaitResults
+
+from stream.stepping import first_step
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +68,7 @@ class Consumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer; every record it fetches is delivered or fetched again."""
 
     _fetched: Mapping[Any, list[Any]] | None = None
-    rewound = 0  # records sent back to be fetched again, for the logs and tests
+    _cut_short = False  # the last delivery was cancelled before it finished
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         records, active = await super()._wait_next_records(timeout)
@@ -73,8 +79,11 @@ class Consumer(faust_aiokafka.Consumer):
         self._fetched = None
         delivered: defaultdict[Any, list[int]] = defaultdict(list)
         async for tp, message in super().getmany(timeout):
-            delivered[tp].append(message.offset)
+            self._cut_short = False
             yield tp, message
+            # Faust's loop has delivered this message (or skipped it as read) by now.
+            if not self._cut_short:
+                delivered[tp].append(message.offset)
         # Not reached when the generator is closed early (the worker is stopping).
         fetched, self._fetched = self._fetched, None
         if fetched and not self.should_stop:
@@ -90,7 +99,6 @@ class Consumer(faust_aiokafka.Consumer):
             # As Faust's own seek does: the next offset to read, so nothing re-read is dropped.
             self._read_offset[tp] = offset
         count = sum(rewinds[tp][0] - offset for tp, offset in done.items())
-        self.rewound += count
         logger.info(
             "reading again %d fetched records Faust did not deliver, in %d partitions",
             count,
@@ -114,6 +122,28 @@ class Consumer(faust_aiokafka.Consumer):
                 consumer.seek(tp, offset)
                 done[tp] = offset
         return done
+
+    async def wait_first(self, *coros: WaitArgT, timeout: Any = None) -> WaitResults:
+        """Faust's per-message race of a delivery against the suspend event, without tasks
+        for a delivery that does not wait (stream/stepping.py)."""
+        if len(coros) != 2 or timeout is not None or not asyncio.iscoroutine(coros[0]):
+            return await super().wait_first(*coros, timeout=timeout)
+        delivery, suspended = coros[0], coros[1]
+        waiting: Any = delivery
+        if not self.suspend_flow.is_set():
+            try:
+                finished, outcome = first_step(delivery)
+            except BaseException:
+                _close(suspended)
+                raise
+            if finished:
+                _close(suspended)
+                return WaitResults([delivery], [outcome], False)
+            waiting = outcome  # the rest of the delivery, raced as Faust races it
+        results: WaitResults = await super().wait_first(waiting, suspended)
+        if not any(done is waiting for done in results.done):
+            self._cut_short = True
+        return results
 
     def _new_offset(self, tp: TP) -> int | None:
         committed = self._committed_offset[tp]
@@ -140,6 +170,12 @@ class Consumer(faust_aiokafka.Consumer):
         mine = [tp for tp in tps if tp in assigned]
         if mine:
             await consumer.seek_to_beginning(*mine)
+
+
+def _close(awaitable: Any) -> None:
+    # The suspend event's wait() coroutine, never awaited: closed so Python does not warn.
+    if asyncio.iscoroutine(awaitable):
+        awaitable.close()
 
 
 class Transport(faust_aiokafka.Transport):
