@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.common import (
+    ArchiveProgress,
     CpuMeter,
-    archived,
     delete_run_topics,
     fresh_settings,
     offline_rows,
@@ -147,6 +147,7 @@ def run(events_wanted: int, days: int, naive_sample: int) -> dict[str, Any]:
     ceiling_s = asyncio.run(consume_only(settings, len(events)))
 
     print("worker ...", flush=True)
+    archived = ArchiveProgress(settings, prefix, distinct_valid)  # before the worker writes
     began = time.monotonic()
     worker = start_worker(settings, "ingest")
     peak_rss = 0.0
@@ -157,7 +158,7 @@ def run(events_wanted: int, days: int, naive_sample: int) -> dict[str, Any]:
         def progress() -> int:
             nonlocal peak_rss
             peak_rss = max(peak_rss, tree_rss_mib(worker.pid))
-            done = archived(settings, prefix)
+            done = archived()
             if done:
                 meter.mark(done)
             return done
