@@ -15,7 +15,13 @@ So this consumer
 - seeks a partition without a committed offset to its beginning where Faust seeks to committed
   offsets, as `consumer_auto_offset_reset="earliest"` means, and
 - counts a message as delivered only once its delivery finished: Faust cancels a delivery that
-  waits (on flow control, say) when a rebalance suspends the flow, and reads on past it.
+  waits (on flow control, say) when a rebalance suspends the flow, and reads on past it,
+- holds deliveries while Faust's recovery resumes the stream partitions and seeks them: Faust
+  empties every stream buffer when it then resumes flow control, and the events delivered in
+  between were lost with their read offsets already past them (the rare loss after a takeover),
+- after a seek to the committed offsets, delivers nothing more of a batch fetched before it,
+  drops a delivery still waiting, and keeps the read offsets the seek set, so the records it
+  sends again come in order and none is skipped as read, and
 - never commits past an offset that was not acknowledged. Faust's `_new_offset` lets the first
   acknowledged offset sit one past the committed one (`min(acked) - committed > 1`), but the
   committed offset is the next one to read: a lost record right after it was committed over, and
@@ -29,8 +35,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from typing import Any, cast
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
@@ -69,6 +75,10 @@ class Consumer(faust_aiokafka.Consumer):
 
     _fetched: Mapping[Any, list[Any]] | None = None
     _cut_short = False  # the last delivery was cancelled before it finished
+    _seeks = 0  # seeks to the committed offsets so far
+    _seek_read: Mapping[Any, int | None] = {}  # the read offsets the last such seek set
+    _seeked: asyncio.Future[None] | None = None  # resolved by the next such seek
+    _holding = False  # flow control suspended by resume_partitions, for Faust to resume
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         records, active = await super()._wait_next_records(timeout)
@@ -78,10 +88,21 @@ class Consumer(faust_aiokafka.Consumer):
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         self._fetched = None
         delivered: defaultdict[Any, list[int]] = defaultdict(list)
-        async for tp, message in super().getmany(timeout):
+        seeks = self._seeks
+        batch = cast(AsyncGenerator[tuple[TP, Message], None], super().getmany(timeout))
+        async for tp, message in batch:
+            if self._seeks != seeks:
+                # The rest of this batch may predate the seek: it is not delivered, and the
+                # rewind below leaves each partition where the seek put it, or sends it back.
+                await batch.aclose()
+                break
             self._cut_short = False
             yield tp, message
-            # Faust's loop has delivered this message (or skipped it as read) by now.
+            if self._seeks != seeks and tp in self._seek_read:
+                # The seek came while this message was being delivered, and Faust then marked
+                # it read over the read offset the seek had set: the records the seek sends
+                # again would be skipped as read.
+                self._read_offset[tp] = self._seek_read[tp]
             if not self._cut_short:
                 delivered[tp].append(message.offset)
         # Not reached when the generator is closed early (the worker is stopping).
@@ -140,7 +161,12 @@ class Consumer(faust_aiokafka.Consumer):
                 _close(suspended)
                 return WaitResults([delivery], [outcome], False)
             waiting = outcome  # the rest of the delivery, raced as Faust races it
-        results: WaitResults = await super().wait_first(waiting, suspended)
+        # A seek drops a delivery still waiting: its record may predate the seek, which reads
+        # it again in order. (Shielded: mode cancels the futures that lose the race.)
+        if self._seeked is None:
+            self._seeked = asyncio.get_running_loop().create_future()
+        seeked = asyncio.shield(self._seeked)
+        results: WaitResults = await super().wait_first(waiting, suspended, seeked)
         if not any(done is waiting for done in results.done):
             self._cut_short = True
         return results
@@ -162,7 +188,20 @@ class Consumer(faust_aiokafka.Consumer):
         ]
         if fresh:
             await self._thread.call_thread(self._to_beginning_in_thread, fresh)
+        self.note_seek(committed)
         return committed
+
+    def note_seek(self, committed: Mapping[Any, int | None]) -> None:
+        """A seek to these committed offsets happened: batches and deliveries before it stop."""
+        # What Faust's perform_seek sets as read offsets from these.
+        self._seek_read = {
+            tp: offset if offset is not None and offset >= 0 else None
+            for tp, offset in committed.items()
+        }
+        self._seeks += 1
+        seeked, self._seeked = self._seeked, None
+        if seeked is not None and not seeked.done():
+            seeked.set_result(None)
 
     async def _to_beginning_in_thread(self, tps: Iterable[Any]) -> None:
         consumer = self._thread._ensure_consumer()
@@ -170,6 +209,33 @@ class Consumer(faust_aiokafka.Consumer):
         mine = [tp for tp in tps if tp in assigned]
         if mine:
             await consumer.seek_to_beginning(*mine)
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        tps = set(tps)
+        flow = self.app.flow_control
+        if flow.is_active() and any(not self._is_changelog_tp(tp) for tp in tps):
+            # Faust's recovery resumes the stream partitions, seeks them to the committed
+            # offsets, and only then resumes flow control, which empties every stream buffer.
+            # Events delivered in between were lost, Faust's read offsets already past them.
+            # Held here instead, they are delivered once that resume has emptied the buffers.
+            flow.suspend()
+            self._holding = True
+        super().resume_partitions(tps)
+
+    async def perform_seek(self) -> None:
+        try:
+            await super().perform_seek()
+        except BaseException:
+            # Faust's recovery stops short of resuming flow control when its seek fails.
+            self.release_held_flow()
+            raise
+
+    def release_held_flow(self) -> None:
+        """Resume flow control if resume_partitions held it and nothing resumed it since."""
+        if self._holding and not self.app.flow_control.is_active():
+            logger.warning("resuming the flow control held for a seek that did not complete")
+            self.app.flow_control.resume()
+        self._holding = False
 
 
 def _close(awaitable: Any) -> None:
