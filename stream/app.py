@@ -355,6 +355,8 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.task  # type: ignore[untyped-decorator]
     async def _start_writer() -> None:
+        if not app.conf.web_enabled:
+            without_monitor(app)
         runtime.start_writer()
         if settings.worker_metrics_port:
             runtime.metrics.serve(settings.worker_metrics_port)
@@ -372,6 +374,16 @@ def build_app(settings: Settings) -> faust.App:
     # The consumer is created when the worker starts, from whatever transport the app has then.
     app.transport = consumer.Transport(app.conf.broker_consumer, app)
     return app
+
+
+def without_monitor(app: faust.App) -> None:
+    """Stop Faust's Monitor sensor from observing each event: about 4% of the main thread.
+
+    It keeps per-event and per-stream statistics for Faust's web views only; our metrics are our
+    own. The monitor object stays, for the consumer's direct calls to it.
+    """
+    if any(sensor is app.monitor for sensor in app.sensors):
+        app.sensors.remove(app.monitor)
 
 
 def _agent(runtime: Runtime, settings: Settings) -> Callable[[Any], Any]:
