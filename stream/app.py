@@ -263,10 +263,9 @@ class Runtime:
                 self.watchdog.stall_after_s,
             )
             self.metrics.stall_seeks.inc()
-            if not (app.rebalancing or app.in_recovery):
-                release = getattr(app.consumer, "release_held_flow", None)
-                if release is not None:
-                    release()
+            # Not busy, so no rebalance or recovery runs: a hold still on was left behind.
+            if isinstance(app.consumer, consumer.Consumer):
+                app.consumer.release_held_flow()
             try:
                 await asyncio.wait_for(app.consumer.perform_seek(), LAG_EVERY_S * 6)
             except Exception as exc:  # Kafka away, say: the next round tries again

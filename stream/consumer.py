@@ -13,7 +13,7 @@ So this consumer
 - seeks each partition back to its first fetched-but-undelivered record, unless something else
   has moved the position since (a recovery's own seek wins),
 - seeks a partition without a committed offset to its beginning where Faust seeks to committed
-  offsets, as `consumer_auto_offset_reset="earliest"` means, and
+  offsets, as `consumer_auto_offset_reset="earliest"` means,
 - counts a message as delivered only once its delivery finished: Faust cancels a delivery that
   waits (on flow control, say) when a rebalance suspends the flow, and reads on past it,
 - holds deliveries while Faust's recovery resumes the stream partitions and seeks them: Faust

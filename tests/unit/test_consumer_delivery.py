@@ -44,6 +44,16 @@ def deliver(log: list[str], gate: asyncio.Event | None = None) -> Callable[[], A
     return delivery
 
 
+async def waiting_delivery(
+    con: aurora.Consumer, log: list[str], gate: asyncio.Event
+) -> asyncio.Future[Any]:
+    """Faust's race of one delivery, started and left waiting on `gate`."""
+    race = asyncio.ensure_future(con.wait_first(deliver(log, gate)(), con.suspend_flow.wait()))
+    await asyncio.sleep(0.01)
+    assert log == ["started"] and not race.done()
+    return race
+
+
 def test_a_delivery_that_does_not_wait_is_done_inline() -> None:
     async def scenario(con: aurora.Consumer) -> None:
         log: list[str] = []
@@ -59,9 +69,7 @@ def test_a_delivery_that_waits_finishes_in_a_task() -> None:
     async def scenario(con: aurora.Consumer) -> None:
         log: list[str] = []
         gate = asyncio.Event()
-        race = asyncio.ensure_future(con.wait_first(deliver(log, gate)(), con.suspend_flow.wait()))
-        await asyncio.sleep(0.01)
-        assert log == ["started"] and not race.done()
+        race = await waiting_delivery(con, log, gate)
         gate.set()
         results = await race
         assert log == ["started", "done"] and "delivered" in results.results
@@ -73,10 +81,7 @@ def test_a_delivery_that_waits_finishes_in_a_task() -> None:
 def test_a_seek_drops_a_delivery_still_waiting() -> None:
     async def scenario(con: aurora.Consumer) -> None:
         log: list[str] = []
-        race = asyncio.ensure_future(
-            con.wait_first(deliver(log, asyncio.Event())(), con.suspend_flow.wait())
-        )
-        await asyncio.sleep(0.01)
+        race = await waiting_delivery(con, log, asyncio.Event())
         con.note_seek({TP("events", 0): 7, TP("events", 1): None})
         await race
         assert log == ["started"]  # never finished: its record comes again after the seek
@@ -89,10 +94,7 @@ def test_a_seek_drops_a_delivery_still_waiting() -> None:
 def test_a_suspended_flow_drops_a_delivery_still_waiting() -> None:
     async def scenario(con: aurora.Consumer) -> None:
         log: list[str] = []
-        race = asyncio.ensure_future(
-            con.wait_first(deliver(log, asyncio.Event())(), con.suspend_flow.wait())
-        )
-        await asyncio.sleep(0.01)
+        race = await waiting_delivery(con, log, asyncio.Event())
         con.suspend_flow.set()  # what Faust does when a rebalance starts
         await race
         assert log == ["started"] and con._cut_short
