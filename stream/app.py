@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -299,6 +301,12 @@ def _fatal(reason: str) -> None:
     os._exit(FATAL_EXIT_CODE)
 
 
+def _faust_data_parent() -> Path:
+    parent = Path(tempfile.gettempdir()) / "aurora-features-worker"
+    parent.mkdir(parents=True, exist_ok=True)
+    return parent
+
+
 def build_app(settings: Settings) -> faust.App:
     """The worker app; `python -m stream worker` and `faust -A stream.worker worker` run it."""
     brokers = [f"kafka://{host}:{port}" for host, port in settings.kafka_servers]
@@ -307,6 +315,8 @@ def build_app(settings: Settings) -> faust.App:
         broker=brokers,
         broker_credentials=settings.faust_credentials(),
         store=settings.worker_store,
+        # Faust makes a data folder even for in-memory tables: keep it out of the working folder.
+        datadir=str(_faust_data_parent() / "{conf.name}"),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
