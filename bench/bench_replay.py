@@ -34,6 +34,7 @@ from psycopg import sql
 
 from bench.bench_ingest import traffic
 from bench.common import RESULTS, fresh_settings, rss_mib, write_result
+from stream import gcpolicy
 from stream.catalog import EVENT_TYPES
 from stream.feast_env import open_store
 from stream.ingest import ArchiveRecord, Ingestor, Message
@@ -105,6 +106,8 @@ def run(events_wanted: int, days: int, stream_eps: float | None = None) -> dict[
         )
         fill_s = time.monotonic() - began
         print(f"  {len(records):,} archived in {fill_s:.0f}s; reading ...", flush=True)
+        # What `make replay` does before it starts (stream/gcpolicy.py).
+        gcpolicy.settle()
         read_n, read_s = read_only(settings, span)
         print(f"  read {read_n:,} in {read_s:.1f}s; computing ...", flush=True)
         compute_n, compute_s = compute_only(records)
@@ -113,6 +116,7 @@ def run(events_wanted: int, days: int, stream_eps: float | None = None) -> dict[
         # Feast's import (several seconds, once per process) is start-up, not per-event work.
         began = time.monotonic()
         open_store(settings)
+        gcpolicy.settle()
         startup_s = time.monotonic() - began
         source = partial(archive_source, settings, span)
         report = replay(settings, span, source, "archive", fresh=True, progress_out=io.StringIO())

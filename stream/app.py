@@ -24,7 +24,7 @@ from typing import Any
 import faust
 from faust.types import TP, EventT
 
-from stream import consumer, writer
+from stream import consumer, gcpolicy, writer
 from stream.catalog import EVENT_TYPES
 from stream.changelog import ChangelogProducer
 from stream.ingest import BatchResult, Ingestor, Message, combine, summarize
@@ -369,6 +369,7 @@ def build_app(settings: Settings) -> faust.App:
         runtime.start_writer()
         if settings.worker_metrics_port:
             runtime.metrics.serve(settings.worker_metrics_port)
+        gcpolicy.settle()
 
     @app.timer(interval=LAG_EVERY_S)  # type: ignore[untyped-decorator]
     async def _watch() -> None:

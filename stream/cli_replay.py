@@ -12,6 +12,7 @@ from stream.settings import get_settings
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from stream import gcpolicy
     from stream.replay import (
         ReplayError,
         ReplayRange,
@@ -54,6 +55,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"(reading from {span.read_from.isoformat()} so the windows start full)",
             file=sys.stderr,
         )
+        gcpolicy.settle()
         report = replay(settings, span, source, name, online=args.online, fresh=args.fresh)
     except ReplayError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -41,6 +41,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from stream import gcpolicy
 from stream.catalog import EVENT_TYPES, TILE, VIEWS, Window, view
 from stream.derive import parse_time, to_us
 from stream.events import Event, EventValidationError, decode
@@ -392,6 +393,7 @@ def _start_writer(settings: Settings, span: ReplayRange) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent()
     _offline_writer = OfflineWriter(settings, span)
+    gcpolicy.settle()
 
 
 def _ready() -> bool:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from stream import gcpolicy
 from stream.ingest import ArchiveRecord, Message
 from stream.settings import Settings
 from stream.state import Row
@@ -104,6 +105,7 @@ def _open() -> tuple[ArchiveSink, FeatureSink]:
             ArchiveSink(_settings.postgres_conninfo(), _settings.postgres_schema),
             FeatureSink(open_store(_settings)),
         )
+        gcpolicy.settle()
     return _sinks
 
 
