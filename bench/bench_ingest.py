@@ -39,8 +39,8 @@ from stream.feast_env import open_store
 from stream.generator import GeneratedEvent, GeneratorConfig, default_start, generate
 from stream.ingest import Ingestor, Message
 from stream.producer import EventProducer
+from stream.push import frame
 from stream.settings import Settings
-from stream.sinks import frame
 from stream.topics import ensure_topics
 
 EVENTS_PER_USER_DAY = 12  # what the generator's population averages

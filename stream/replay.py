@@ -349,14 +349,13 @@ class OfflineWriter:
         self.pusher = Pusher(open_store(settings))
 
     def write(self, rows: list[Row], clear: dict[str, list[str]]) -> int:
-        from stream.sinks import by_view, frame, with_retry
+        from stream.sinks import by_view, with_retry
 
         for view_name, users in clear.items():
             with_retry(partial(self._clear, view_name, users), "clearing the range")
         for view_name, view_rows in by_view(rows).items():
             source = view(view_name).push_source
-            data = frame(view_name, view_rows)
-            with_retry(partial(self.pusher.offline, source, data), "offline push")
+            with_retry(partial(self.pusher.offline, source, view_rows), "offline push")
         return len(rows)
 
     def _clear(self, view_name: str, users: list[str]) -> None:
@@ -374,12 +373,11 @@ class OfflineWriter:
             )
 
     def online(self, rows: list[Row]) -> int:
-        from stream.sinks import by_view, frame, with_retry
+        from stream.sinks import by_view, with_retry
 
         for view_name, view_rows in by_view(latest_per_user(rows)).items():
             source = view(view_name).push_source
-            data = frame(view_name, view_rows)
-            with_retry(partial(self.pusher.online, source, data), "online push")
+            with_retry(partial(self.pusher.online, source, view_name, view_rows), "online push")
         return len(rows)
 
 

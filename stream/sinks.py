@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
-import pandas as pd
 import psycopg
 import redis
 
-from stream.catalog import features_of, view
+from stream.catalog import view
 from stream.ingest import ArchiveRecord, latest_per_user
 from stream.push import Pusher
 from stream.state import Row
@@ -83,22 +81,6 @@ def by_view(rows: Iterable[Row]) -> dict[str, list[Row]]:
     return grouped
 
 
-def frame(view_name: str, rows: Sequence[Row]) -> pd.DataFrame:
-    """Rows of one view as the DataFrame Feast's push expects: entity, timestamp, every field."""
-    names = [f.name for f in features_of(view_name)]
-    columns: dict[str, list[Any]] = {
-        "user_id": [row.user_id for row in rows],
-        "event_timestamp": [_time(row.row_us) for row in rows],
-    }
-    for name in names:
-        columns[name] = [row.values[name] for row in rows]
-    return pd.DataFrame(columns, columns=["user_id", "event_timestamp", *names])
-
-
-def _time(row_us: int) -> datetime:
-    return datetime.fromtimestamp(row_us // 1_000_000, UTC).replace(microsecond=row_us % 1_000_000)
-
-
 class FeatureSink:
     """Every row offline (the history), the newest row per user online (what models read)."""
 
@@ -109,10 +91,9 @@ class FeatureSink:
         grouped = by_view(rows)
         # Online first: it is what models read now; the history can follow a moment later.
         for view_name, view_rows in grouped.items():
-            source = view(view_name).push_source
-            self.pusher.online(source, frame(view_name, latest_per_user(view_rows)))
+            self.pusher.online(view(view_name).push_source, view_name, latest_per_user(view_rows))
         for view_name, view_rows in grouped.items():
-            self.pusher.offline(view(view_name).push_source, frame(view_name, view_rows))
+            self.pusher.offline(view(view_name).push_source, view_rows)
 
 
 class ArchiveSink:

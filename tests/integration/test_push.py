@@ -1,0 +1,151 @@
+"""The direct row conversion makes exactly what Feast's own conversion makes of the same rows,
+and the rows it writes read back through Feast, online and offline."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import psycopg2
+import pyarrow as pa
+import pytest
+from feast import FeatureStore, Field
+from feast.feature_view import FeatureView
+from feast.infra.passthrough_provider import PassthroughProvider
+from feast.types import Bool
+from feast.utils import make_tzaware
+
+from stream.catalog import EVENT_TYPES, VIEWS, features_of, view
+from stream.generator import GeneratorConfig, generate
+from stream.ingest import Ingestor, Message, latest_per_user
+from stream.push import Pusher, PushSourceError, frame, offline_table, online_rows, row_time
+from stream.sinks import by_view
+from stream.state import Row
+
+
+def _generated_rows() -> dict[str, list[Row]]:
+    """Rows of every view from a generated stream, late and duplicate events included."""
+    config = GeneratorConfig(
+        users=40,
+        days=3,
+        seed=11,
+        start=datetime(2026, 3, 1, tzinfo=UTC),
+        out_of_order=0.05,
+        duplicates=0.02,
+    )
+    ingestor, _ = Ingestor.in_memory({t: t for t in EVENT_TYPES})
+    messages = [
+        Message(g.event_type or "activity", 0, i, g.key, g.raw)
+        for i, g in enumerate(generate(config))
+    ]
+    return by_view(ingestor.process(messages).rows)
+
+
+def _with_nulls(name: str, user: str = "u-null") -> list[Row]:
+    """A row whose every field is null, then one with NaN in every float field."""
+    fields = features_of(name)
+    nulls = Row(name, user, 1_764_000_000_000_001, {f.name: None for f in fields})
+    nans = {f.name: (math.nan if f.dtype == "float64" else None) for f in fields}
+    return [nulls, Row(name, user, 1_764_000_000_999_999, nans)]
+
+
+ROWS = _generated_rows()
+
+
+@pytest.fixture(scope="module")
+def pusher(feature_store: FeatureStore) -> Pusher:
+    return Pusher(feature_store)
+
+
+def _registered(pusher: Pusher, name: str) -> FeatureView:
+    (fv,) = pusher.views(view(name).push_source)
+    return fv
+
+
+def test_the_generated_stream_covers_every_view() -> None:
+    assert set(ROWS) == {v.name for v in VIEWS}
+    # Some fields are null in some rows (a mean over no events, say): both paths must agree.
+    assert any(v is None for rows in ROWS.values() for r in rows for v in r.values.values())
+
+
+@pytest.mark.parametrize("name", [v.name for v in VIEWS])
+def test_online_rows_equal_feasts_conversion(pusher: Pusher, name: str) -> None:
+    fv = _registered(pusher, name)
+    rows = ROWS[name] + _with_nulls(name)
+    feasts = PassthroughProvider._prep_rows_to_write_for_ingestion(fv, frame(name, rows))
+    ours = online_rows(fv, rows)
+    assert len(ours) == len(feasts) == len(rows)
+    for (key, values, when, created), (f_key, f_values, f_when, f_created) in zip(
+        ours, feasts, strict=True
+    ):
+        assert key == f_key
+        assert values == f_values
+        assert list(values) == list(f_values)  # the same fields, in the view's order
+        # Feast hands its stores naive UTC times and makes them aware there; ours are aware.
+        assert when == make_tzaware(f_when) and when.tzinfo is not None
+        assert created is f_created is None
+
+
+@pytest.mark.parametrize("name", [v.name for v in VIEWS])
+def test_offline_table_equals_the_pushed_frame(pusher: Pusher, name: str) -> None:
+    fv = _registered(pusher, name)
+    rows = ROWS[name] + _with_nulls(name)
+    columns = ["event_timestamp", "user_id", *reversed([f.name for f in features_of(name)])]
+    ours = offline_table(fv, columns, rows)
+    theirs = pa.Table.from_pandas(frame(name, rows)[columns], preserve_index=False)
+    assert ours.column_names == columns
+    for column in columns:
+        expected = theirs.column(column)
+        if pa.types.is_timestamp(expected.type):
+            expected = expected.cast(pa.timestamp("us", tz="UTC"))
+        assert ours.column(column).to_pylist() == expected.to_pylist(), column
+
+
+@pytest.mark.parametrize("name", [v.name for v in VIEWS])
+def test_pushed_rows_read_back_online_and_offline(
+    feature_store: FeatureStore,
+    pusher: Pusher,
+    pg_conn: psycopg2.extensions.connection,
+    user_ids: Callable[[int], list[str]],
+    name: str,
+) -> None:
+    (user,) = user_ids(1)
+    generated = ROWS[name][0]
+    rows = [Row(name, user, 1_764_000_000_000_000, generated.values), *_with_nulls(name, user)]
+    source = view(name).push_source
+    pusher.online(source, name, rows[:1])
+    pusher.offline(source, rows)
+
+    fields = [f.name for f in features_of(name)]
+    online = feature_store.get_online_features(
+        features=[f"{name}:{f}" for f in fields], entity_rows=[{"user_id": user}]
+    ).to_dict()
+    assert {f: online[f][0] for f in fields} == generated.values
+
+    # Redis keeps the newest row: the null row is newer, so it replaces every value.
+    pusher.online(source, name, latest_per_user(rows))
+    online = feature_store.get_online_features(
+        features=[f"{name}:{f}" for f in fields], entity_rows=[{"user_id": user}]
+    ).to_dict()
+    assert all(online[f][0] is None for f in fields)
+
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            f"SELECT event_timestamp, {', '.join(fields)} FROM {view(name).table} "
+            "WHERE user_id = %s ORDER BY event_timestamp",
+            (user,),
+        )
+        stored = cur.fetchall()
+    pg_conn.rollback()
+    assert [r[0] for r in stored] == [row_time(r.row_us) for r in rows]
+    assert dict(zip(fields, stored[0][1:], strict=True)) == generated.values
+    assert all(v is None for r in stored[1:] for v in r[1:])
+
+
+def test_a_view_with_a_field_of_another_type_is_refused(pusher: Pusher) -> None:
+    fv = copy.copy(_registered(pusher, "sleep_features"))
+    fv.features = [*fv.features, Field(name="odd", dtype=Bool)]
+    with pytest.raises(PushSourceError, match="odd"):
+        online_rows(fv, ROWS["sleep_features"][:1])
