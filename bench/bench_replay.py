@@ -37,7 +37,7 @@ from bench.common import RESULTS, fresh_settings, rss_mib, write_result
 from stream import gcpolicy
 from stream.catalog import EVENT_TYPES
 from stream.feast_env import open_store
-from stream.ingest import ArchiveRecord, Ingestor, Message
+from stream.ingest import ArchiveRecord, Ingestor, Message, archive_row
 from stream.migrate import load_migrations, migrate
 from stream.replay import ReplayRange, SourceStats, archive_source, parse_moment, replay
 from stream.settings import Settings
@@ -59,7 +59,7 @@ def fill_archive(
     records = ingestor.process(messages).archive
     sink = ArchiveSink(settings.postgres_conninfo(), settings.postgres_schema)
     for at in range(0, len(records), ARCHIVE_CHUNK):
-        sink.write(records[at : at + ARCHIVE_CHUNK])
+        sink.write([archive_row(r) for r in records[at : at + ARCHIVE_CHUNK]])
     moments = [parse_moment(r.event["event_timestamp"]) for r in records]
     span = ReplayRange(min(moments) - timedelta(seconds=1), max(moments) + timedelta(seconds=1))
     return records, span, len(events)

@@ -41,6 +41,32 @@ class ArchiveRecord:
     too_late: bool
 
 
+# A raw_events row: event_id, user_id, event_type, event_timestamp, the event's JSON, source
+# topic, partition and offset, too_late (stream.sinks.ArchiveSink.COLUMNS).
+ArchiveRow = tuple[str, str, str, str, str, str, int, int, bool]
+
+
+def archive_row(record: ArchiveRecord) -> ArchiveRow:
+    """The archive's row of a record, holding the event's JSON as it arrived.
+
+    The message decoded, so it is UTF-8 JSON already: writing it as it is spares encoding the
+    event again here and decoding it in the writer process.
+    """
+    event, message = record.event, record.message
+    text = message.value.decode() if message.value else orjson.dumps(event).decode()
+    return (
+        event["event_id"],
+        event["user_id"],
+        event["event_type"],
+        event["event_timestamp"],
+        text,
+        message.topic,
+        message.partition,
+        message.offset,
+        record.too_late,
+    )
+
+
 @dataclass(slots=True)
 class BatchResult:
     rows: list[Row] = field(default_factory=list)

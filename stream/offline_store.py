@@ -2,8 +2,9 @@
 
 feature_store.yaml selects it by class path, so `store.push(..., to=PushMode.OFFLINE)` and
 `ONLINE_AND_OFFLINE` append feature snapshots to the view's Postgres table. Rows are streamed with
-COPY into a temporary table and merged on the snapshot key (user_id, event_timestamp): a retried
-push adds no row, and a row pushed again with new values replaces the old one.
+COPY straight into the table, or, when a key is already there, into a temporary table merged on
+the snapshot key (user_id, event_timestamp): a retried push adds no row, and a row pushed again
+with new values replaces the old one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
+import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from feast.feature_view import FeatureView
@@ -81,25 +83,41 @@ class AuroraPostgreSQLOfflineStore(PostgreSQLOfflineStore):
             "ON CONFLICT (user_id, event_timestamp) DO UPDATE SET {updates}"
         ).format(target=target, columns=columns, updates=updates)
 
-        with _get_conn(store_config) as conn, conn.cursor() as cur:
-            cur.execute(
-                sql.SQL(
-                    "CREATE TEMP TABLE _aurora_push (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP"
-                ).format(target)
-            )
-            copy = sql.SQL("COPY _aurora_push ({}) FROM STDIN WITH (FORMAT csv)").format(columns)
-            written = 0
-            for batch in table.to_batches(max_chunksize=batch_rows):
-                # Arrow writes the CSV in C++ (floats in their shortest exact form, strings
-                # quoted, nulls as empty fields): a Python loop over every value took a third
-                # of the writer's time.
-                data = io.BytesIO()
-                pa_csv.write_csv(pa.Table.from_batches([batch]), data, _CSV_OPTIONS)
+        csv_batches = []
+        for batch in table.to_batches(max_chunksize=batch_rows):
+            # Arrow writes the CSV in C++ (floats in their shortest exact form, strings quoted,
+            # nulls as empty fields): a Python loop over every value took a third of the
+            # writer's time.
+            data = io.BytesIO()
+            pa_csv.write_csv(pa.Table.from_batches([batch]), data, _CSV_OPTIONS)
+            csv_batches.append((data, batch.num_rows))
+
+        def copy_into(cur: Any, into: sql.Composable) -> None:
+            copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(into, columns)
+            for data, rows in csv_batches:
                 with cur.copy(copy) as writer:
                     writer.write(data.getbuffer())
-                written += batch.num_rows
                 if progress:
-                    progress(batch.num_rows)
-            cur.execute(merge)
-            conn.commit()
-        logger.debug("wrote %d rows to %s", written, feature_view.name)
+                    progress(rows)
+
+        with _get_conn(store_config) as conn:
+            # Straight into the table first: new rows (all the stream writes) need no merge.
+            # A key already there (a retried push, a correction) refuses the COPY; then the
+            # rows go through a temporary table and replace what their keys hold.
+            try:
+                with conn.cursor() as cur:
+                    copy_into(cur, target)
+                conn.commit()
+            except psycopg.errors.UniqueViolation:
+                conn.rollback()
+                with conn.cursor() as cur:
+                    cur.execute(
+                        sql.SQL(
+                            "CREATE TEMP TABLE _aurora_push (LIKE {} INCLUDING DEFAULTS) "
+                            "ON COMMIT DROP"
+                        ).format(target)
+                    )
+                    copy_into(cur, sql.Identifier("_aurora_push"))
+                    cur.execute(merge)
+                conn.commit()
+        logger.debug("wrote %d rows to %s", table.num_rows, feature_view.name)

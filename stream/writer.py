@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from stream import gcpolicy
-from stream.ingest import ArchiveRecord, Message
+from stream.ingest import ArchiveRecord, ArchiveRow, archive_row
 from stream.settings import Settings
 from stream.state import Row
 
@@ -119,26 +119,13 @@ def pack(archive: Sequence[ArchiveRecord], rows: Sequence[Row]) -> bytes:
     orjson, not pickle: multiprocessing pickled each Row and ArchiveRecord dataclass through
     Python code on the worker's GIL (its queue feeder thread took a seventh of the samples).
     """
-    return orjson.dumps(
-        [
-            rows,  # orjson writes slotted dataclasses natively
-            [
-                (r.event, r.message.topic, r.message.partition, r.message.offset, r.too_late)
-                for r in archive
-            ],
-        ]
-    )
+    # orjson writes the rows, slotted dataclasses, natively.
+    return orjson.dumps([rows, [archive_row(r) for r in archive]])
 
 
-def unpack(payload: bytes) -> tuple[list[ArchiveRecord], list[Row]]:
+def unpack(payload: bytes) -> tuple[list[ArchiveRow], list[Row]]:
     rows, archive = orjson.loads(payload)
-    return (
-        [
-            ArchiveRecord(event, Message(topic, partition, offset, None, b""), too_late)
-            for event, topic, partition, offset, too_late in archive
-        ],
-        [Row(r["view"], r["user_id"], r["row_us"], r["values"]) for r in rows],
-    )
+    return archive, [Row(r["view"], r["user_id"], r["row_us"], r["values"]) for r in rows]
 
 
 def write(payload: bytes) -> tuple[int, dict[str, int]]:
