@@ -5,13 +5,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The modules stream/native.py compiles with mypyc, and what they were checked against.
+NATIVE_SOURCES := $(addprefix stream/,tiles.py derive.py state.py ingest.py catalog.py events.py features.py settings.py native.py)
+NATIVE := build/native/SOURCES
 
-.PHONY: help install lock up down status migrate apply lint test demo replay bench bench-quick soak clean
+.PHONY: help install native lock up down status migrate apply lint test demo replay bench bench-quick soak clean
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-install: $(STAMP) ## venv with the pinned dependencies (constraints.txt)
+install: $(STAMP) $(NATIVE) ## venv with the pinned dependencies (constraints.txt), aggregation compiled
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python >= 3.11 is required (PYTHON=$(PYTHON))"; exit 1; }
@@ -19,6 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
+
+native: $(NATIVE) ## compile the aggregation with mypyc (stream/native.py); rebuilt when it changes
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES)
+	$(PY) -m stream native build
 
 lock:            ## re-resolve the dependencies and rewrite constraints.txt
 	$(PYTHON) -m venv --clear .lock-venv
@@ -67,4 +74,4 @@ soak: apply      ## 10 minutes at 80% of the measured rate: RSS and lag must not
 
 clean:           ## stop the stack, remove its data and the venv
 	@if [ -x $(PY) ]; then $(PY) -m devstack clean; fi
-	rm -rf $(VENV) .stack
+	rm -rf $(VENV) .stack build

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from stream import cli_events, cli_feast, cli_replay, cli_status, cli_worker
+from stream import cli_events, cli_feast, cli_replay, cli_status, cli_worker, native
 from stream.settings import get_settings
 
 
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_worker.register(commands)
     cli_replay.register(commands)
     cli_status.register(commands)
+    native.register(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Client libraries narrate every connection at INFO; keep their warnings only.
