@@ -1,7 +1,7 @@
 """The aggregation compiled with mypyc: the same source, run as C, and only while it is current.
 
 The worker's event-loop thread is what bounds its rate, and decoding, aggregating and encoding
-the states is half of it. mypyc compiles those modules, unchanged, into C extensions: a fifth
+the states is half of it. mypyc compiles those modules, unchanged, into C extensions: a sixth
 less time per event on that path (bench/README.md). `make install` builds them into
 `build/native/` (`python -m stream native build`), with a stamp of the sources they were built
 from. `import stream` puts that folder ahead of the sources only while the stamp matches them, so
