@@ -90,15 +90,13 @@ class AuroraPostgreSQLOfflineStore(PostgreSQLOfflineStore):
             # writer's time.
             data = io.BytesIO()
             pa_csv.write_csv(pa.Table.from_batches([batch]), data, _CSV_OPTIONS)
-            csv_batches.append((data, batch.num_rows))
+            csv_batches.append(data)
 
         def copy_into(cur: Any, into: sql.Composable) -> None:
             copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(into, columns)
-            for data, rows in csv_batches:
+            for data in csv_batches:
                 with cur.copy(copy) as writer:
                     writer.write(data.getbuffer())
-                if progress:
-                    progress(rows)
 
         with _get_conn(store_config) as conn:
             # Straight into the table first: new rows (all the stream writes) need no merge.
@@ -120,4 +118,6 @@ class AuroraPostgreSQLOfflineStore(PostgreSQLOfflineStore):
                     copy_into(cur, sql.Identifier("_aurora_push"))
                     cur.execute(merge)
                 conn.commit()
+        if progress:
+            progress(table.num_rows)  # once committed, whichever way the rows went in
         logger.debug("wrote %d rows to %s", table.num_rows, feature_view.name)
