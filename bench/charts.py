@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,8 @@ def draw(reports: dict[str, dict[str, Any]], path: Path, title: str) -> Path:
         PANELS[name](ax, reports[name])
     for ax in list(axes.flat)[len(present) :]:
         ax.axis("off")
-    fig.suptitle(title, fontsize=11)
+    # Wrapped to the figure's width: a title rebuilt from several runs says which, at length.
+    fig.suptitle("\n".join(textwrap.wrap(title, int(30 * columns))), fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
