@@ -11,8 +11,8 @@ offline store's `offline_write_batch`). Rows reach the same stores, the same way
 What `push` does in between is a conversion: rows to a DataFrame, the DataFrame to Arrow, Arrow to
 one protobuf Value per field through Feast's type inference, which took two fifths of the writer
 process. The rows here are typed by the registered views themselves, so each field's Value is
-made directly, and the offline table is built as Arrow columns; tests/unit/test_push.py holds both
-to what Feast's own conversion makes of the same rows.
+made directly, and the offline table is built as Arrow columns. tests/integration/test_push.py
+holds both to what Feast's own conversion makes of the same rows.
 
 A registry change does not reach a running worker: the catalog is code, so a changed view means
 a new deployment, which restarts the worker anyway.
