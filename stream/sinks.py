@@ -144,9 +144,8 @@ class ArchiveSink:
         conn = self._connection()
         columns = ", ".join(self.COLUMNS)
         try:
-            with conn.cursor() as cur, cur.copy(f"COPY raw_events ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            with conn.cursor() as cur:
+                self._copy(cur, "raw_events", rows)
             conn.commit()
             return
         except psycopg.errors.UniqueViolation:
@@ -161,14 +160,19 @@ class ArchiveSink:
                 "source_partition integer, source_offset bigint, too_late boolean) "
                 "ON COMMIT DELETE ROWS"
             )
-            with cur.copy(f"COPY _archive_in ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            self._copy(cur, "_archive_in", rows)
             cur.execute(
                 f"INSERT INTO raw_events ({columns}) SELECT {columns} FROM _archive_in "  # noqa: S608 - fixed column list
                 "ON CONFLICT (event_id) DO NOTHING"
             )
         conn.commit()
+
+    def _copy(
+        self, cur: psycopg.Cursor[tuple[object, ...]], table: str, rows: Sequence[ArchiveRow]
+    ) -> None:
+        with cur.copy(f"COPY {table} ({', '.join(self.COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def close(self) -> None:
         if self._conn is not None:
