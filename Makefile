@@ -5,8 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# The modules stream/native.py compiles with mypyc, and what they were checked against.
-NATIVE_SOURCES := $(addprefix stream/,tiles.py derive.py state.py ingest.py catalog.py events.py features.py settings.py native.py)
+# stream/native.py decides what the mypyc build covers, and skips a build that is current.
+NATIVE_SOURCES := $(wildcard stream/*.py)
 # Made by every build attempt; whether the compiled modules are used is stream/native.py's call.
 NATIVE := build/native/.attempted
 

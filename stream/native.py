@@ -39,7 +39,8 @@ DISABLE_VARIABLE: Final = "AURORA_NATIVE_DISABLE"
 def fingerprint() -> str:
     """The sources the compiled modules depend on, and the interpreter that loads them."""
     digest = hashlib.sha256(sys.implementation.cache_tag.encode())
-    for name in (*COMPILED, *DEPENDS):
+    # This module too: it says what is compiled, and how.
+    for name in (*COMPILED, *DEPENDS, "native"):
         digest.update(name.encode())
         digest.update((PACKAGE_DIR / f"{name}.py").read_bytes())
     return digest.hexdigest()
@@ -78,7 +79,13 @@ def activate(package_path: list[str]) -> bool:
 
 
 def build() -> None:
-    """Compile COMPILED into BUILD_DIR and stamp it with the sources' fingerprint."""
+    """Compile COMPILED into BUILD_DIR and stamp it with the sources' fingerprint.
+
+    A build whose fingerprint still matches is kept: make calls this whenever any module of the
+    package changed, and most changes leave these untouched.
+    """
+    if why_not() is None:
+        return
     from mypyc.build import mypycify
     from setuptools import setup  # type: ignore[import-untyped]  # setuptools ships no stubs
 
