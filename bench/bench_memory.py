@@ -5,7 +5,7 @@ through the worker's `Ingestor` in memory. Then:
 
 - state bytes: the changelog records of every (user, event type) state, summed and divided by
   the users; this is what the worker's table holds and what the changelog topic stores;
-- object bytes: what `UserState.from_bytes` allocates for all of them, under tracemalloc; the
+- object bytes: what `UserState.restore` allocates for all of them, under tracemalloc; the
   worker builds these objects for a user when its next event arrives;
 - worker RSS (its main process, which holds the state; the writer process's is reported beside
   it): the records are produced into a fresh app's changelog topic and a real worker is
@@ -38,21 +38,23 @@ from bench.common import (
     wait_until,
     write_result,
 )
-from stream.app import state_key
 from stream.catalog import EVENT_TYPES
 from stream.emit import send_to_kafka
 from stream.generator import GeneratorConfig, generate
 from stream.ingest import Ingestor, Message
 from stream.producer import EventProducer
 from stream.settings import Settings
-from stream.state import UserState
+from stream.state import UserState, head_key
 from stream.topics import ensure_topics
 
 EVENTS_PER_USER = 12  # one day of the generator's average user
 
 
-def build_states(settings: Settings, users: int, prefix: str) -> dict[bytes, bytes]:
-    """Changelog key -> state record for `users` users after a day of traffic each."""
+States = dict[bytes, dict[bytes, bytes]]
+
+
+def build_states(settings: Settings, users: int, prefix: str) -> States:
+    """Head key -> the state's changelog records, for `users` users after a day of traffic."""
     events = traffic(users * EVENTS_PER_USER, 1, zlib.crc32(prefix.encode()), prefix)
     ingestor, states = Ingestor.in_memory({settings.topic_for(t): t for t in EVENT_TYPES})
     for at in range(0, len(events), 50_000):
@@ -60,14 +62,14 @@ def build_states(settings: Settings, users: int, prefix: str) -> dict[bytes, byt
             Message(settings.topic_for(g.event_type or "activity"), 0, at + i, g.key, g.raw)
             for i, g in enumerate(events[at : at + 50_000])
         )
-    return {state_key(*key): state.to_bytes() for key, state in states.items()}
+    return {head_key(*key): state.records() for key, state in states.items()}
 
 
-def object_bytes(records: dict[bytes, bytes]) -> int:
+def object_bytes(states: States) -> int:
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        objects = [UserState.from_bytes(raw) for raw in records.values()]
+        objects = [UserState.restore(r[head], r.get) for head, r in states.items()]
         after = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
@@ -75,7 +77,7 @@ def object_bytes(records: dict[bytes, bytes]) -> int:
     return after - before
 
 
-def produce_changelog(settings: Settings, records: dict[bytes, bytes]) -> None:
+def produce_changelog(settings: Settings, states: States) -> None:
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
@@ -85,17 +87,17 @@ def produce_changelog(settings: Settings, records: dict[bytes, bytes]) -> None:
         compression_type=None,
     )
     topic = f"{settings.worker_app_id}-user-state-changelog"
-    for key, value in records.items():
+    for head, records in states.items():
         # The worker's partition for a state is its user's event partition; any spread will do
         # here, since one worker owns and recovers them all.
-        producer.send(
-            topic, key=key, value=value, partition=zlib.crc32(key) % settings.topic_partitions
-        )
+        partition = zlib.crc32(head) % settings.topic_partitions
+        for key, value in records.items():
+            producer.send(topic, key=key, value=value, partition=partition)
     producer.flush()
     producer.close()
 
 
-def worker_rss(settings: Settings, records: dict[bytes, bytes], prefix: str) -> dict[str, float]:
+def worker_rss(settings: Settings, records: States, prefix: str) -> dict[str, float]:
     """RSS of a worker that has recovered `records`; the seconds from start to serving."""
     ensure_topics(settings)
     if records:
@@ -144,7 +146,7 @@ def run(user_counts: list[int], with_worker: bool = True) -> dict[str, Any]:
         settings, prefix = fresh_settings()
         print(f"{users:,} users: building their states ...", flush=True)
         records = build_states(settings, users, prefix)
-        state_bytes = sum(len(k) + len(v) for k, v in records.items())
+        state_bytes = sum(len(k) + len(v) for r in records.values() for k, v in r.items())
         objects = object_bytes(records)
         print(f"  {len(records):,} states, {state_bytes / users:,.0f} B/user", flush=True)
         result: dict[str, Any] = {

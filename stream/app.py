@@ -30,7 +30,7 @@ from stream.changelog import ChangelogProducer
 from stream.ingest import BatchResult, Ingestor, Message, combine, summarize
 from stream.metrics import Metrics
 from stream.settings import Settings
-from stream.state import Row, UserState
+from stream.state import Row, UserState, head_key
 from stream.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,9 @@ FATAL_EXIT_CODE = 70
 LAG_EVERY_S = 5.0
 
 
-def state_key(user_id: str, event_type: str) -> bytes:
-    return f"{event_type}|{user_id}".encode()
+# A state's records, under its head key: sent in one record batch (stream/changelog.py).
+Changes = dict[bytes, tuple[int, dict[bytes, bytes | None]]]
+HEAD_PREFIXES = tuple(f"{t}|".encode() for t in EVENT_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class Acks:
 @dataclass(frozen=True, slots=True)
 class Pending:
     result: BatchResult
-    snapshots: dict[bytes, tuple[int, bytes]]  # changelog key -> (partition, state as of result)
+    changes: Changes  # head key -> (partition, records as of result)
     acks: Acks | None
 
 
@@ -98,8 +99,11 @@ class Runtime:
         key = (user_id, event_type)
         state = self.states.get(key)
         if state is None:
-            raw = self.table.data.get(state_key(user_id, event_type))
-            state = UserState.from_bytes(raw) if raw else UserState(user_id, event_type)  # type: ignore[arg-type]
+            data = self.table.data
+            head = data.get(head_key(user_id, event_type))
+            state = (
+                UserState.restore(head, data.get) if head else UserState(user_id, event_type)  # type: ignore[arg-type]
+            )
             self.states[key] = state
         return state
 
@@ -135,11 +139,11 @@ class Runtime:
         """
         for message, record in result.dead_letters:
             await self.dlq.send(key=message.key, value=record)
-        snapshots = {}
+        changes: Changes = {}
         for (user_id, event_type), (partition, state) in result.dirty.items():
             state.partition = partition
-            snapshots[state_key(user_id, event_type)] = (partition, state.to_bytes())
-        self._queue.append(Pending(result, snapshots, acks))
+            changes[head_key(user_id, event_type)] = (partition, dict(state.changes()))
+        self._queue.append(Pending(result, changes, acks))
         self._queued_events += len(acks.events) if acks else 0
         self._wake.set()
         if self._flusher is None:
@@ -188,16 +192,26 @@ class Runtime:
         try:
             if previous is not None:
                 await previous
-            # The last record of a key wins: each is a whole state, as of its batch.
-            records: dict[bytes, tuple[int, bytes]] = {}
+            # The last record of a key wins: a state's records, merged over the flushes, are
+            # the state as of the last one (a chunk no later flush changed is still current).
+            changes: Changes = {}
             for pending in queued:
-                records.update(pending.snapshots)
-            await self._send_changelog(records)
+                for head, (partition, records) in pending.changes.items():
+                    merged = changes.get(head)
+                    if merged is None:
+                        changes[head] = (partition, dict(records))
+                    else:
+                        merged[1].update(records)
+            await self._send_changelog(changes)
             data = self.table.data
-            for key, (_, value) in records.items():
+            for _, records in changes.values():
                 # The local store mirrors the changelog, so a state dropped on a rebalance and
                 # owned again later is read back as we last wrote it.
-                data[key] = value
+                for key, value in records.items():
+                    if value is not None:
+                        data[key] = value
+                    elif key in data:
+                        del data[key]
             for pending in queued:
                 if pending.acks is not None:
                     for event in pending.acks.events:
@@ -211,14 +225,16 @@ class Runtime:
         except Exception:
             _fatal("publishing the changelog failed for a reason retries cannot cure; stopping")
 
-    async def _send_changelog(self, records: dict[bytes, tuple[int, bytes]]) -> None:
+    async def _send_changelog(self, changes: Changes) -> None:
         """The changelog records, retried while Kafka is away (the events wait unacknowledged)."""
         from aiokafka.errors import KafkaError
 
         delay = 0.2
         while True:
             try:
-                await self.changelog.send(records)
+                await self.changelog.send(
+                    (partition, records.items()) for partition, records in changes.values()
+                )
                 return
             except (KafkaError, TimeoutError) as exc:
                 logger.warning("changelog send failed, retrying in %.1fs: %r", delay, exc)
@@ -276,7 +292,8 @@ class Runtime:
     async def sweep(self, now_us: int | None = None) -> int:
         """Write the rows of users whose windows changed since their last row (decay)."""
         now_us = now_us if now_us is not None else time.time_ns() // 1000
-        for raw_key in list(self.table.data.keys()):
+        heads = [k for k in self.table.data if bytes(k).startswith(HEAD_PREFIXES)]
+        for raw_key in heads:
             event_type, _, user_id = bytes(raw_key).decode().partition("|")
             if (user_id, event_type) not in self.states:
                 self.load_state(user_id, event_type)

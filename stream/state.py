@@ -12,11 +12,19 @@ order give the same rows. Rules, which the reference computation in the tests fo
 - Duplicates. Event ids are kept per tile, and a duplicate has the same time and so the same tile:
   an id already applied is skipped (`Outcome.DUPLICATE`) for as long as its tile is in the state.
 - Bounded state. Tiles older than the 30-day window of the newest event are dropped.
+
+Durable form: a state is several changelog records, not one. The head (`type|user`) holds the
+clocks; each day of tiles is a chunk (`type@<day>|user`). An event rewrites the head and its
+day's chunk, not every tile the state holds: over 30 days, a chunk is about a thirtieth of the
+state. A day that leaves the 30-day window gets a tombstone. `changes()` returns the records of
+what changed since it was last called; the worker keeps them in one Kafka record batch, so a
+state is restored as of one flush, never part old and part new.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
@@ -45,6 +53,21 @@ VIEW_OF: Final[dict[str, str]] = {t: v.name for v in VIEWS for t in v.events}
 FORMULAS: Final[dict[str, tuple[tuple[str, Formula], ...]]] = {
     v.name: compile_view(v.name) for v in VIEWS
 }
+
+
+# Tiles per chunk record: a day.
+CHUNK_TILES: Final = 24
+
+Record = tuple[bytes, bytes | None]  # changelog key and value; None is a tombstone
+
+
+def head_key(user_id: str, event_type: str) -> bytes:
+    return f"{event_type}|{user_id}".encode()
+
+
+def chunk_key(user_id: str, event_type: str, chunk: int) -> bytes:
+    # "@" is in no event type: a key is a head when its first field is an event type.
+    return f"{event_type}@{chunk}|{user_id}".encode()
 
 
 class Outcome(Enum):
@@ -82,10 +105,33 @@ class UserState:
     partition: int | None = None
     # The tiles' indices, ascending: windows slide and tiles are evicted by bisection.
     order: list[int] = field(default_factory=list)
+    # Chunks whose tiles changed, and chunks that left the window, since the last `changes()`.
+    changed: set[int] = field(default_factory=set)
+    dropped: set[int] = field(default_factory=set)
 
-    def to_bytes(self) -> bytes:
-        """The durable part (tiles and clocks); the running windows are rebuilt from the tiles."""
-        head = orjson.dumps(
+    def changes(self) -> list[Record]:
+        """The records that make the changelog hold this state: the head, changed chunks,
+        tombstones of dropped ones. The running windows are rebuilt from the tiles."""
+        user_id, event_type = self.user_id, self.event_type
+        records: list[Record] = [(head_key(user_id, event_type), self.head())]
+        for chunk in self.changed:
+            records.append((chunk_key(user_id, event_type, chunk), self.chunk(chunk)))
+        for chunk in self.dropped:
+            records.append((chunk_key(user_id, event_type, chunk), None))
+        self.changed.clear()
+        self.dropped.clear()
+        return records
+
+    def records(self) -> dict[bytes, bytes]:
+        """Every record of the state (tests and benchmarks; the worker sends `changes()`)."""
+        user_id, event_type = self.user_id, self.event_type
+        records = {head_key(user_id, event_type): self.head()}
+        for chunk in sorted({i // CHUNK_TILES for i in self.order}):
+            records[chunk_key(user_id, event_type, chunk)] = self.chunk(chunk)
+        return records
+
+    def head(self) -> bytes:
+        return orjson.dumps(
             {
                 "u": self.user_id,
                 "t": self.event_type,
@@ -96,27 +142,47 @@ class UserState:
                 "p": self.partition,
             }
         )
+
+    def chunk(self, chunk: int) -> bytes:
         tiles = self.tiles
-        fragments = b",".join([tiles[i].fragment(i) for i in self.order])
-        return b'%b,"tiles":{%b}}' % (head[:-1], fragments)
+        first = chunk * CHUNK_TILES
+        held = self._between(first, first + CHUNK_TILES - 1)
+        return b"{%b}" % b",".join([tiles[i].fragment(i) for i in held])
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> UserState:
-        data = orjson.loads(raw)
-        tiles = {
-            int(i): Tile(decode(partial), set(ids)) for i, (partial, ids) in data["tiles"].items()
-        }
-        return cls(
+    def restore(cls, head: bytes, record: Callable[[bytes], bytes | None]) -> UserState:
+        """The state from its head and `record(key)`, which reads a chunk (None when absent)."""
+        data = orjson.loads(head)
+        state = cls(
             user_id=data["u"],
             event_type=data["t"],
-            tiles=tiles,
             newest_us=data["n"],
             last_row_us=data["r"],
             friend_delta=data["f"],
             last_synced_us=data["s"],
             partition=data.get("p"),
-            order=sorted(tiles),
         )
+        tiles: dict[int, Tile] = {}
+        whole = data.get("tiles")
+        if whole is not None:
+            # The first durable form, the whole state in one record: rewritten in chunks.
+            tiles = {int(i): Tile(decode(p), set(ids)) for i, (p, ids) in whole.items()}
+            state.changed = {i // CHUNK_TILES for i in tiles}
+        elif state.newest_us is not None:
+            newest = state.newest_us // TILE_US
+            first = first_tile(RETAINED_TILES, newest)
+            for chunk in range(first // CHUNK_TILES, newest // CHUNK_TILES + 1):
+                raw = record(chunk_key(state.user_id, state.event_type, chunk))
+                if raw is None:
+                    continue
+                for i, (partial, ids) in orjson.loads(raw).items():
+                    index = int(i)
+                    # A chunk the window left only partly still holds its evicted tiles.
+                    if index >= first:
+                        tiles[index] = Tile(decode(partial), set(ids))
+        state.tiles = tiles
+        state.order = sorted(tiles)
+        return state
 
     def apply(self, obs: Observation) -> tuple[Outcome, Row | None]:
         """Add one event; return what happened and, unless skipped, the row at the new R."""
@@ -143,6 +209,7 @@ class UserState:
         add(tile.partial, deltas)
         tile.ids.add(obs.event_id)
         tile.encoded = None
+        self.changed.add(tile_index // CHUNK_TILES)
         windows = self.windows
         for w, size in enumerate(WINDOW_TILES):
             if tile_index > row_tile - size:
@@ -152,8 +219,10 @@ class UserState:
             self.last_synced_us = obs.ts_us
         if newest_us is None or obs.ts_us > newest_us:
             self.newest_us = obs.ts_us
-            if newest_us is None or tile_index > newest_us // TILE_US:
-                self._evict(tile_index)
+            if newest_us is None:
+                self._evict(tile_index, None)
+            elif tile_index > newest_us // TILE_US:
+                self._evict(tile_index, newest_us // TILE_US)
         return Outcome.APPLIED, self._row(row_us)
 
     def row_at(self, now_us: int) -> Row | None:
@@ -179,14 +248,25 @@ class UserState:
         self.last_row_us = row_us
         return row_us
 
-    def _evict(self, newest_tile: int) -> None:
+    def _evict(self, newest_tile: int, previous_tile: int | None) -> None:
         order = self.order
-        gone = bisect_left(order, first_tile(RETAINED_TILES, newest_tile))
+        first = first_tile(RETAINED_TILES, newest_tile)
+        gone = bisect_left(order, first)
         if gone:
             tiles = self.tiles
             for index in order[:gone]:
                 del tiles[index]
             del order[:gone]
+        if previous_tile is not None:
+            # The days wholly out of the window now that were in it before: their records go.
+            # (A day partly out keeps its record, evicted tiles and all: restore skips them.)
+            left = range(
+                first_tile(RETAINED_TILES, previous_tile) // CHUNK_TILES,
+                min(first // CHUNK_TILES, previous_tile // CHUNK_TILES + 1),
+            )
+            for chunk in left:
+                self.dropped.add(chunk)
+                self.changed.discard(chunk)
 
     def _between(self, first: int, last: int) -> list[int]:
         """Indices of the tiles held in [first, last]."""

@@ -31,7 +31,8 @@ result = ingestor.process(
 )
 print(state.__file__)
 print(orjson.dumps([result.rows, sorted(result.counts.items())]).decode())
-print(b"|".join(states[k].to_bytes() for k in sorted(states)).decode())
+for key in sorted(states):
+    print(states[key].records())
 """
 
 

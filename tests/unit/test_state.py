@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from stream.catalog import features_of
 from stream.derive import observe, to_us
 from stream.generator import GeneratorConfig, generate
-from stream.state import Outcome, Row, UserState
-from stream.tiles import TILE_US, tile_of
+from stream.state import CHUNK_TILES, Outcome, Record, Row, UserState, chunk_key, head_key
+from stream.tiles import TILE_US, encode, first_tile, tile_of
 from tests.reference import RefRow, rows_in_arrival_order
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -132,17 +133,92 @@ def test_idle_decay_to_zero_one_day_later() -> None:
     assert row.values["most_common_activity_24h"] is None
 
 
-def test_state_survives_serialization_mid_stream() -> None:
-    events = valid_events(users=3, days=5, seed=3)
-    half = len(events) // 2
+def _compact(store: dict[bytes, bytes], records: list[Record]) -> None:
+    """What a compacted changelog keeps: the last value of a key; a tombstone removes it."""
+    for key, value in records:
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = value
+
+
+def _same_state(a: UserState, b: UserState) -> None:
+    assert a.order == b.order == sorted(a.tiles)
+    assert {i: (t.partial, t.ids) for i, t in a.tiles.items()} == {
+        i: (t.partial, t.ids) for i, t in b.tiles.items()
+    }
+    clocks = ("newest_us", "last_row_us", "friend_delta", "last_synced_us", "partition")
+    assert [getattr(a, c) for c in clocks] == [getattr(b, c) for c in clocks]
+
+
+@pytest.mark.parametrize("flush_every", [1, 97])
+def test_state_survives_restarts_from_its_changelog_records(flush_every: int) -> None:
+    # 40 days: whole days leave the 30-day window, and their chunks must leave the changelog.
+    events = valid_events(users=3, days=40, seed=3)
+    # Right after a flush, as the worker restores them (later events are read again).
+    restarts = {n - n % flush_every for n in (len(events) // 3, len(events) // 2, len(events) - 9)}
+    store: dict[bytes, bytes] = {}
     states: dict[tuple[str, str], UserState] = {}
     rows: list[Row] = []
     for i, event in enumerate(events):
-        if i == half:  # as after a restart: only the durable bytes survive
-            states = {k: UserState.from_bytes(s.to_bytes()) for k, s in states.items()}
+        if i % flush_every == 0:
+            for state in states.values():
+                _compact(store, state.changes())
+        if i in restarts:  # as after a restart: only the changelog survives
+            restored = {k: UserState.restore(store[head_key(*k)], store.get) for k in states}
+            for k, state in states.items():
+                _same_state(restored[k], state)
+            states = restored
         key = (event["user_id"], event["event_type"])
         state = states.setdefault(key, UserState(*key))
         _, row = state.apply(observe(event))
         if row is not None:
             rows.append(row)
     assert rows == list(pipeline_rows(events))
+    for state in states.values():
+        _compact(store, state.changes())
+    # No record of a day wholly outside its state's window is left behind.
+    wanted = {k for s in states.values() for k in s.records()}
+    for state in states.values():
+        assert state.newest_us is not None
+        oldest = first_tile(30 * 24, tile_of(state.newest_us)) // CHUNK_TILES
+        wanted.add(chunk_key(state.user_id, state.event_type, oldest))  # partly in the window
+    assert wanted >= set(store)
+
+
+def test_an_event_rewrites_the_head_and_its_day_only() -> None:
+    events = valid_events(users=1, days=31, seed=11, out_of_order=0.0, duplicates=0.0)
+    state = UserState(events[0]["user_id"], "activity")
+    for event in events:
+        if event["event_type"] == "activity":
+            state.apply(observe(event))
+    state.changes()
+    # The newest activity event again under a new id: its tile, in the newest day, changes.
+    event = next(e for e in reversed(events) if e["event_type"] == "activity")
+    outcome, _ = state.apply(observe(dict(event, event_id="one-more")))
+    assert outcome is Outcome.APPLIED
+    changes = dict(state.changes())
+    day = tile_of(observe(event).ts_us) // CHUNK_TILES
+    user = state.user_id
+    assert set(changes) == {head_key(user, "activity"), chunk_key(user, "activity", day)}
+    whole = sum(len(v) for v in state.records().values())
+    assert sum(len(v or b"") for v in changes.values()) * 10 < whole
+    assert state.changes() == [(head_key(state.user_id, "activity"), state.head())]
+
+
+def test_a_whole_state_record_of_the_first_form_is_read_and_rewritten_in_chunks() -> None:
+    events = valid_events(users=1, days=5, seed=2)
+    state = UserState(events[0]["user_id"], events[0]["event_type"])
+    for event in events:
+        if event["event_type"] == state.event_type:
+            state.apply(observe(event))
+    first_form = orjson.loads(state.head())
+    first_form["tiles"] = {
+        str(i): [encode(t.partial), sorted(t.ids)] for i, t in state.tiles.items()
+    }
+    nothing: dict[bytes, bytes] = {}
+    read = UserState.restore(orjson.dumps(first_form), nothing.get)
+    _same_state(read, state)
+    store: dict[bytes, bytes] = {}
+    _compact(store, read.changes())
+    _same_state(UserState.restore(store[head_key(read.user_id, read.event_type)], store.get), state)
