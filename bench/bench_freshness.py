@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from bench.common import (
-    delete_run_topics,
+    delete_run_leftovers,
     fresh_settings,
     start_worker,
     stop_worker,
@@ -463,7 +463,7 @@ def run(
             stop_worker(lane.worker)
         for lane in lanes:
             try:
-                delete_run_topics(lane.settings)
+                delete_run_leftovers(lane.settings)
             except Exception as exc:  # a leftover topic must not cost the results
                 print(f"  could not delete the {lane.rate}/s topics: {exc!r}", flush=True)
     at_target = next((r for r in results if r["target_eps"] == TARGET_RATE), None)

@@ -23,7 +23,7 @@ from typing import Any
 from bench.common import (
     ArchiveProgress,
     CpuMeter,
-    delete_run_topics,
+    delete_run_leftovers,
     fresh_settings,
     offline_rows,
     service_pids,
@@ -172,7 +172,7 @@ def run(events_wanted: int, days: int, naive_sample: int) -> dict[str, Any]:
 
     print(f"naive per-event push on a sample of {naive_sample} ...", flush=True)
     naive_result = naive(settings, naive_sample)
-    delete_run_topics(settings)
+    delete_run_leftovers(settings)
 
     ingest_rate = len(events) / worker_s
     ceiling_rate = len(events) / ceiling_s

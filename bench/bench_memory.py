@@ -29,7 +29,7 @@ from typing import Any
 from bench.bench_ingest import traffic
 from bench.common import (
     archived,
-    delete_run_topics,
+    delete_run_leftovers,
     fresh_settings,
     rss_mib,
     start_worker,
@@ -127,7 +127,7 @@ def worker_rss(settings: Settings, records: States, prefix: str) -> dict[str, fl
         tree = tree_rss_mib(worker.pid)
     finally:
         stop_worker(worker)
-        delete_run_topics(settings)
+        delete_run_leftovers(settings)
     return {
         "rss_mib": round(rss, 1),
         "with_writer_mib": round(tree, 1),

@@ -30,7 +30,7 @@ from bench.bench_freshness import producer_for
 from bench.bench_ingest import traffic
 from bench.common import (
     RESULTS,
-    delete_run_topics,
+    delete_run_leftovers,
     fresh_settings,
     start_worker,
     stop_worker,
@@ -138,7 +138,7 @@ def run(minutes: float, rate: float) -> dict[str, Any]:
         alive = worker.poll() is None
     finally:
         stop_worker(worker)
-        delete_run_topics(settings)
+        delete_run_leftovers(settings)
 
     rss = [s["rss_mib"] for s in load_samples]
     quarter = max(1, len(rss) // 4)
