@@ -105,21 +105,24 @@ class UserState:
     partition: int | None = None
     # The tiles' indices, ascending: windows slide and tiles are evicted by bisection.
     order: list[int] = field(default_factory=list)
-    # Chunks whose tiles changed, and chunks that left the window, since the last `changes()`.
-    changed: set[int] = field(default_factory=set)
-    dropped: set[int] = field(default_factory=set)
+    # Chunks whose tiles changed, and chunks that left the window, since the last `changes()`;
+    # None while there are none (most states are idle, and an empty set is 216 bytes).
+    changed: set[int] | None = None
+    dropped: set[int] | None = None
 
     def changes(self) -> list[Record]:
         """The records that make the changelog hold this state: the head, changed chunks,
         tombstones of dropped ones. The running windows are rebuilt from the tiles."""
         user_id, event_type = self.user_id, self.event_type
         records: list[Record] = [(head_key(user_id, event_type), self.head())]
-        for chunk in self.changed:
-            records.append((chunk_key(user_id, event_type, chunk), self.chunk(chunk)))
-        for chunk in self.dropped:
-            records.append((chunk_key(user_id, event_type, chunk), None))
-        self.changed.clear()
-        self.dropped.clear()
+        if self.changed is not None:
+            for chunk in self.changed:
+                records.append((chunk_key(user_id, event_type, chunk), self.chunk(chunk)))
+            self.changed = None
+        if self.dropped is not None:
+            for chunk in self.dropped:
+                records.append((chunk_key(user_id, event_type, chunk), None))
+            self.dropped = None
         return records
 
     def records(self) -> dict[bytes, bytes]:
@@ -209,7 +212,10 @@ class UserState:
         add(tile.partial, deltas)
         tile.ids.add(obs.event_id)
         tile.encoded = None
-        self.changed.add(tile_index // CHUNK_TILES)
+        changed = self.changed
+        if changed is None:
+            changed = self.changed = set()
+        changed.add(tile_index // CHUNK_TILES)
         windows = self.windows
         for w, size in enumerate(WINDOW_TILES):
             if tile_index > row_tile - size:
@@ -264,9 +270,13 @@ class UserState:
                 first_tile(RETAINED_TILES, previous_tile) // CHUNK_TILES,
                 min(first // CHUNK_TILES, previous_tile // CHUNK_TILES + 1),
             )
-            for chunk in left:
-                self.dropped.add(chunk)
-                self.changed.discard(chunk)
+            if left:
+                dropped = self.dropped
+                if dropped is None:
+                    dropped = self.dropped = set()
+                dropped.update(left)
+                if self.changed is not None:
+                    self.changed.difference_update(left)
 
     def _between(self, first: int, last: int) -> list[int]:
         """Indices of the tiles held in [first, last]."""
