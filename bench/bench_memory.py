@@ -1,7 +1,7 @@
 """Memory per active user: the state's bytes, its objects, and a real worker's RSS holding it.
 
-For each user count (10k and 100k in the full run), a day of generated traffic per user goes
-through the worker's `Ingestor` in memory. Then:
+For each user count (10k and 100k in the full run), a day (or `--days`) of generated traffic
+per user goes through the worker's `Ingestor` in memory. Then:
 
 - state bytes: the changelog records of every (user, event type) state, summed and divided by
   the users; this is what the worker's table holds and what the changelog topic stores;
@@ -53,9 +53,9 @@ EVENTS_PER_USER = 12  # one day of the generator's average user
 States = dict[bytes, dict[bytes, bytes]]
 
 
-def build_states(settings: Settings, users: int, prefix: str) -> States:
-    """Head key -> the state's changelog records, for `users` users after a day of traffic."""
-    events = traffic(users * EVENTS_PER_USER, 1, zlib.crc32(prefix.encode()), prefix)
+def build_states(settings: Settings, users: int, prefix: str, days: int = 1) -> States:
+    """Head key -> the state's changelog records, for `users` users after `days` of traffic."""
+    events = traffic(users * EVENTS_PER_USER * days, days, zlib.crc32(prefix.encode()), prefix)
     ingestor, states = Ingestor.in_memory({settings.topic_for(t): t for t in EVENT_TYPES})
     for at in range(0, len(events), 50_000):
         ingestor.process(
@@ -135,7 +135,7 @@ def worker_rss(settings: Settings, records: States, prefix: str) -> dict[str, fl
     }
 
 
-def run(user_counts: list[int], with_worker: bool = True) -> dict[str, Any]:
+def run(user_counts: list[int], with_worker: bool = True, days: int = 1) -> dict[str, Any]:
     idle: dict[str, float] = {}
     if with_worker:
         settings, prefix = fresh_settings()
@@ -145,7 +145,7 @@ def run(user_counts: list[int], with_worker: bool = True) -> dict[str, Any]:
     for users in user_counts:
         settings, prefix = fresh_settings()
         print(f"{users:,} users: building their states ...", flush=True)
-        records = build_states(settings, users, prefix)
+        records = build_states(settings, users, prefix, days)
         state_bytes = sum(len(k) + len(v) for r in records.values() for k, v in r.items())
         objects = object_bytes(records)
         print(f"  {len(records):,} states, {state_bytes / users:,.0f} B/user", flush=True)
@@ -170,7 +170,7 @@ def run(user_counts: list[int], with_worker: bool = True) -> dict[str, Any]:
         results.append(result)
         del records
     return {
-        "parameters": {"events_per_user": EVENTS_PER_USER, "days": 1},
+        "parameters": {"events_per_user_day": EVENTS_PER_USER, "days": days},
         "idle_worker": idle,
         "users": results,
     }
@@ -181,8 +181,11 @@ def main() -> int:
     parser.add_argument("--users", default="10000,100000", help="comma-separated user counts")
     parser.add_argument("--name", default="memory")
     parser.add_argument("--no-worker", action="store_true", help="in-process figures only")
+    parser.add_argument("--days", type=int, default=1, help="days of traffic per user")
     args = parser.parse_args()
-    report = run([int(n) for n in args.users.split(",")], with_worker=not args.no_worker)
+    report = run(
+        [int(n) for n in args.users.split(",")], with_worker=not args.no_worker, days=args.days
+    )
     write_result(args.name, report)
     print(f"idle worker: {report['idle_worker'].get('rss_mib')} MiB")
     for r in report["users"]:
