@@ -270,7 +270,8 @@ def delete_run_leftovers(settings: Settings) -> None:
             admin.delete_topics(mine)
     finally:
         admin.close()
-    # Feast's key is the serialized entity key, which holds the user id, then the project.
+    # Feast's key is the serialized entity key, which holds the user id, then the project; the
+    # run's user ids start with `<topic_prefix>-` (fresh_settings).
     client = redis.Redis.from_url(settings.redis_url.get_secret_value())
     try:
         pattern = f"*{settings.topic_prefix}-*".encode()

@@ -41,7 +41,7 @@ LAG_EVERY_S = 5.0
 
 # A state's records, under its head key: sent in one record batch (stream/changelog.py).
 Changes = dict[bytes, tuple[int, dict[bytes, bytes | None]]]
-HEAD_PREFIXES = tuple(f"{t}|".encode() for t in EVENT_TYPES)
+HEAD_PREFIXES = tuple(head_key("", t) for t in EVENT_TYPES)
 
 
 @dataclass(frozen=True, slots=True)

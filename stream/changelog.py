@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from stream.settings import Settings
+from stream.state import Record
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,6 @@ BATCH_BYTES = 1_000_000
 # deltas, key and value lengths, header count (varints). Estimates at or above the producer's.
 BATCH_HEADER = 61
 RECORD_OVERHEAD = 40
-
-Record = tuple[bytes, bytes | None]  # key, value; None is a tombstone
 
 
 class ChangelogProducer:
@@ -99,14 +98,14 @@ def plan(groups: Iterable[list[Record]], limit: int) -> list[list[Record]]:
     batch: list[Record] = []
     used = BATCH_HEADER
     for group in groups:
-        size = sum(len(k) + len(v or b"") + RECORD_OVERHEAD for k, v in group)
+        sizes = [len(k) + len(v or b"") + RECORD_OVERHEAD for k, v in group]
+        size = sum(sizes)
         if batch and used + size > limit:
             batches.append(batch)
             batch, used = [], BATCH_HEADER
         if size + BATCH_HEADER > limit:
             logger.warning("a state of %d bytes spans more than one record batch", size)
-        for key, value in group:
-            record = len(key) + len(value or b"") + RECORD_OVERHEAD
+        for (key, value), record in zip(group, sizes, strict=True):
             if batch and used + record > limit:
                 batches.append(batch)
                 batch, used = [], BATCH_HEADER

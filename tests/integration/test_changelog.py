@@ -8,8 +8,9 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from stream.changelog import BATCH_BYTES, ChangelogProducer, Record
+from stream.changelog import BATCH_BYTES, ChangelogProducer
 from stream.settings import Settings
+from stream.state import Record
 
 Got = tuple[int, int, bytes | None, bytes | None]  # partition, offset, key, value
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from stream.changelog import BATCH_HEADER, RECORD_OVERHEAD, Record, plan
+from stream.changelog import BATCH_HEADER, RECORD_OVERHEAD, plan
+from stream.state import Record
 
 
 def _size(records: list[Record]) -> int:
