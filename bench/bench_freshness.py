@@ -487,7 +487,6 @@ def run(
             "producer": f"aiokafka, acks=all, idempotent, linger {LINGER_MS} ms, "
             f"{pick_compression()}",
             "worker_batch_max": settings.worker_batch_max,
-            "worker_flush_interval_s": settings.worker_flush_interval_s,
             "topic_partitions": settings.topic_partitions,
             # Kept out of the rate entries, whose shape is fixed.
             "per_rate": diagnostics,

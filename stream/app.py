@@ -1,11 +1,12 @@
-"""The Faust worker: an agent per event type, one consumer group, state in a changelog table.
+"""The Faust worker: a topic per event type, one consumer group, state in a changelog table.
 
-Each agent takes a batch of events (up to `worker_batch_max`, or what arrived within
-`worker_flush_interval_s`), runs it through the shared `Ingestor`, and flushes: dead letters to
-the DLQ topic, then (in the writer process, retried while Redis or Postgres is away) the raw events
-to the archive and the rows through Feast's push sources, then each changed user state to the
-changelog. Faust acknowledges the batch's offsets only after that, so a crash at any point replays
-the batch, and every effect is idempotent. A timer sweeps idle users so windows decay.
+The consumer hands the runtime each fetch of an event topic (up to `worker_batch_max` events) as
+one batch (stream/consumer.py); the runtime runs it through the shared `Ingestor` and queues it
+for the flusher, which writes dead letters to the DLQ topic, then (in the writer process, retried
+while Redis or Postgres is away) the raw events to the archive and the rows through Feast's push
+sources, then each changed user state to the changelog. The batch's offsets are acknowledged
+only after that, so a crash at any point replays the batch, and every effect is idempotent. A
+timer sweeps idle users so windows decay.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from faust.types import TP, EventT
+from faust.types import TP
 
 from stream import consumer, gcpolicy, writer
 from stream.catalog import EVENT_TYPES
@@ -45,22 +46,15 @@ HEAD_PREFIXES = tuple(head_key("", t) for t in EVENT_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
-class Acks:
-    """The events of one agent batch, acknowledged on their stream once the batch is written."""
-
-    stream: Any
-    events: list[EventT[Any]]
-
-
-@dataclass(frozen=True, slots=True)
 class Pending:
     result: BatchResult
     changes: Changes  # head key -> (partition, records as of result)
-    acks: Acks | None
+    acks: consumer.Acks | None
+    events: int  # how many events the acks cover
 
 
 class Runtime:
-    """What the agents share: user states, the DLQ, and the writer process."""
+    """What the batches share: user states, the DLQ, and the writer process."""
 
     def __init__(self, settings: Settings, table: Any, dlq: Any) -> None:
         self.settings = settings
@@ -69,6 +63,7 @@ class Runtime:
         self.states: dict[tuple[str, str], UserState] = {}
         topic_types = {settings.topic_for(t): t for t in EVENT_TYPES}
         self.topic_types = topic_types
+        self.topics = frozenset(topic_types)  # what the consumer hands over in batches
         self.ingestor = Ingestor(
             topic_types, self.load_state, max_ahead_s=settings.event_max_ahead_s
         )
@@ -114,44 +109,52 @@ class Runtime:
             if state.partition in gone:
                 del self.states[key]
 
-    async def handle(self, events: list[EventT[Any]], stream: Any = None) -> None:
-        messages = [
-            # A null value (a tombstone) is no event: b"" sends it to the dead-letter topic.
-            Message(m.topic, m.partition, m.offset, m.key, m.value or b"")
-            for m in (e.message for e in events)
-        ]
+    def take(self, messages: list[Message], acks: consumer.Acks) -> None:
+        """One fetched batch of one event topic: processed now, written by the flusher.
+
+        The consumer calls this with no await between its checks and the call, so no seek or
+        rebalance comes between them; the batch's events are acknowledged once it is written.
+        """
         self.watchdog.progress(time.monotonic())
         result = self.ingestor.process(messages)
         if messages:
-            # One agent per topic: a batch is all of one event type.
+            # The consumer hands over one topic at a time: a batch is all of one event type.
             event_type = self.topic_types.get(messages[0].topic, "unknown")
             self.metrics.batch(event_type, len(messages), result)
-        await self.flush(result, Acks(stream, events) if stream is not None else None)
+        self._enqueue(result, acks, len(messages))
 
-    async def flush(self, result: BatchResult, acks: Acks | None = None) -> None:
-        """Queue a batch for writing; the events are acknowledged once it is written.
+    async def settle(self) -> None:
+        """Backpressure: the consumer waits while the writer is this far behind."""
+        while self._queued_events > self.settings.worker_batch_max * 4:
+            self._drained.clear()
+            await self._drained.wait()
 
-        Consuming and writing overlap: while the writer process writes one flush, the agents
-        process the next batches, which the flusher then writes together (each Feast push has a
-        fixed cost, so fewer, larger writes are faster). The states' changelog records are taken
-        now, as of this batch, and sent only once its rows are written: a restarted worker then
-        never holds a state whose rows were not written.
+    def pending(self) -> int:
+        return self._queued_events
+
+    async def flush(self, result: BatchResult) -> None:
+        """Queue rows made outside a batch of events (the sweep's) for writing."""
+        self._enqueue(result, None, 0)
+        await self.settle()
+
+    def _enqueue(self, result: BatchResult, acks: consumer.Acks | None, events: int) -> None:
+        """Queue a batch for writing; its events are acknowledged once it is written.
+
+        Consuming and writing overlap: while the writer process writes one flush, the consumer
+        hands over the next batches, which the flusher then writes together (each Feast push has
+        a fixed cost, so fewer, larger writes are faster). The states' changelog records are
+        taken now, as of this batch, and sent only once its rows are written: a restarted worker
+        then never holds a state whose rows were not written.
         """
-        for message, record in result.dead_letters:
-            await self.dlq.send(key=message.key, value=record)
         changes: Changes = {}
         for (user_id, event_type), (partition, state) in result.dirty.items():
             state.partition = partition
             changes[head_key(user_id, event_type)] = (partition, dict(state.changes()))
-        self._queue.append(Pending(result, changes, acks))
-        self._queued_events += len(acks.events) if acks else 0
+        self._queue.append(Pending(result, changes, acks, events))
+        self._queued_events += events
         self._wake.set()
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
-        # Backpressure: the agents wait while the writer is this far behind.
-        while self._queued_events > self.settings.worker_batch_max * 4:
-            self._drained.clear()
-            await self._drained.wait()
 
     async def _flush_forever(self) -> None:
         try:
@@ -174,6 +177,9 @@ class Runtime:
         publishing tasks run one after another, so records and acknowledgements keep their order.
         """
         result = combine(p.result for p in queued)
+        # Dead letters first: their events are acknowledged with the rest of their batch.
+        for message, record in result.dead_letters:
+            await self.dlq.send(key=message.key, value=record)
         if result.rows or result.archive:
             if self.writer is None:
                 self.start_writer()
@@ -214,9 +220,8 @@ class Runtime:
                         del data[key]
             for pending in queued:
                 if pending.acks is not None:
-                    for event in pending.acks.events:
-                        await pending.acks.stream.ack(event)
-                    self._queued_events -= len(pending.acks.events)
+                    pending.acks.done()
+                self._queued_events -= pending.events
             self._drained.set()
             for name, count in summarize(result).items():
                 self.totals[name] = self.totals.get(name, 0) + count
@@ -340,6 +345,8 @@ def build_app(settings: Settings) -> faust.App:
         web_enabled=settings.worker_web_port != 0,
         web_port=settings.worker_web_port or 6066,
         stream_buffer_maxsize=max(4096, settings.worker_batch_max * 2),
+        # A fetch is a batch: at most this many events.
+        broker_max_poll_records=settings.worker_batch_max,
         producer_acks=-1,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
@@ -373,11 +380,14 @@ def build_app(settings: Settings) -> faust.App:
 
     app.on_partitions_revoked.connect(_revoked)
 
+    # The event topics are subscribed without Faust agents or streams: the consumer hands their
+    # records to the runtime a fetch at a time (stream/consumer.py). Faust's per-event path,
+    # an event object, a stream step and an acknowledgement for each, was a third of the loop.
     for event_type in EVENT_TYPES:
         topic = app.topic(
             settings.topic_for(event_type), key_serializer="raw", value_serializer="raw"
         )
-        app.agent(topic, name=f"ingest-{event_type}")(_agent(runtime, settings))
+        app.topics.add(topic)
 
     @app.task  # type: ignore[untyped-decorator]
     async def _start_writer() -> None:
@@ -400,6 +410,7 @@ def build_app(settings: Settings) -> faust.App:
     # Our consumer class: it re-reads the records Faust fetched and dropped (stream/consumer.py).
     # The consumer is created when the worker starts, from whatever transport the app has then.
     app.transport = consumer.Transport(app.conf.broker_consumer, app)
+    app.transport.sink = runtime
     return app
 
 
@@ -411,19 +422,3 @@ def without_monitor(app: faust.App) -> None:
     """
     if any(sensor is app.monitor for sensor in app.sensors):
         app.sensors.remove(app.monitor)
-
-
-def _agent(runtime: Runtime, settings: Settings) -> Callable[[Any], Any]:
-    async def ingest(stream: Any) -> None:
-        # noack_take: the events are acknowledged by the flusher once their batch is written.
-        async for events in stream.noack_take(
-            settings.worker_batch_max, within=settings.worker_flush_interval_s
-        ):
-            try:
-                await runtime.handle(events, stream)
-            except Exception:
-                # Faust would restart a crashed agent and acknowledge the batch it was holding:
-                # its events would be committed unwritten. Stop instead; a restart replays them.
-                _fatal("processing a batch failed; stopping the worker")
-
-    return ingest

@@ -1,4 +1,10 @@
-"""Faust's aiokafka consumer, made to re-read every record it fetched and did not deliver.
+"""Faust's aiokafka consumer, handing over event batches, re-reading what it did not deliver.
+
+The event topics' records go to a sink (the worker's runtime) a fetch of a topic at a time, as
+one batch, with no await between the checks below and the hand-over; their offsets are
+acknowledged in bulk once the batch is written. Faust's own path, a conductor callback, an event
+object, a stream step and an acknowledgement per record, was a third of the worker's main
+thread. The changelog's records, which Faust's recovery reads, still take that path.
 
 aiokafka advances a partition's position as soon as Faust takes the fetched records. Faust's
 `Consumer.getmany` then drops some of them without telling aiokafka: the records of a partition
@@ -10,6 +16,7 @@ committed on said "Worker ready" and consumed nothing more (the stall of issue #
 changelog recovery could wait forever for records it had already skipped.
 
 So this consumer
+- hands over no batch fetched before a rebalance, a seek or a stopped flow,
 - seeks each partition back to its first fetched-but-undelivered record, unless something else
   has moved the position since (a recovery's own seek wins),
 - seeks a partition without a committed offset to its beginning where Faust seeks to committed
@@ -35,13 +42,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
-from typing import Any, cast
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
+from faust.types.tuples import ack_lock
 from mode.services import WaitArgT, WaitResults
+from mode.utils.futures import notify
 
+from stream import ingest
 from stream.stepping import first_step
 
 logger = logging.getLogger(__name__)
@@ -65,6 +76,75 @@ def undelivered(fetched: Mapping[Any, list[Any]], delivered: Mapping[Any, list[i
     return rewinds
 
 
+@dataclass(slots=True)
+class Batch:
+    """One topic's fetched records, as the sink takes them."""
+
+    messages: list[ingest.Message] = field(default_factory=list)
+    offsets: dict[Any, list[int]] = field(default_factory=dict)  # tp -> offsets handed over
+    fetched: dict[Any, list[int]] = field(default_factory=dict)  # tp -> every offset fetched
+    read: dict[Any, int] = field(default_factory=dict)  # tp -> its read offset after this
+    gaps: list[tuple[Any, int, int]] = field(default_factory=list)  # (tp, first, last) missing
+
+
+def collect(topic: str, parts: Iterable[tuple[Any, list[Any]]], read: Mapping[Any, Any]) -> Batch:
+    """The records to hand over (pure): as Faust's loop does per message, those at or past the
+    partition's read offset; and where the log skips offsets (compaction, transaction
+    markers), the gap, which Faust's commit steps over."""
+    batch = Batch()
+    messages = batch.messages
+    message = ingest.Message
+    for tp, records in parts:
+        last: int | None = read.get(tp)
+        given: list[int] = []
+        partition = tp.partition
+        for record in records:
+            offset = record.offset
+            if last is None or offset >= last:
+                if last and offset - last > 1:
+                    batch.gaps.append((tp, last + 1, offset))
+                # A null value (a tombstone) is no event: b"" sends it to the dead-letter topic.
+                messages.append(message(topic, partition, offset, record.key, record.value or b""))
+                given.append(offset)
+                last = offset
+        batch.fetched[tp] = [r.offset for r in records]
+        if given:
+            batch.offsets[tp] = given
+            batch.read[tp] = given[-1]
+    return batch
+
+
+class BatchSink(Protocol):
+    """Takes the event topics' records a fetch at a time (stream/app.py's Runtime)."""
+
+    topics: frozenset[str]
+
+    def take(self, messages: list[ingest.Message], acks: Acks) -> None:
+        """Process a batch; call `acks.done()` once its effects are written."""
+
+    async def settle(self) -> None:
+        """Wait while the batches taken are too many to hold (backpressure)."""
+
+    def pending(self) -> int:
+        """The events taken and not yet acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Acks:
+    """The offsets of one batch, acknowledged in bulk once its effects are written."""
+
+    consumer: Consumer
+    offsets: Mapping[Any, list[int]]
+
+    @property
+    def count(self) -> int:
+        return sum(len(o) for o in self.offsets.values())
+
+    def done(self) -> None:
+        for tp, offsets in self.offsets.items():
+            self.consumer.ack_offsets(tp, offsets)
+
+
 def head_missing(committed: int | None, acked: list[int], in_gap: bool) -> bool:
     """True when the next offset to commit from was not acknowledged (and is no known gap)."""
     return committed is not None and bool(acked) and min(acked) > committed and not in_gap
@@ -80,23 +160,84 @@ class Consumer(faust_aiokafka.Consumer):
     _seeked: asyncio.Future[None] | None = None  # resolved by the next such seek
     _holding = False  # flow control suspended by resume_partitions, for Faust to resume
 
+    @property
+    def sink(self) -> BatchSink | None:
+        sink: BatchSink | None = getattr(self.transport, "sink", None)
+        return sink
+
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         records, active = await super()._wait_next_records(timeout)
         self._fetched = records
         return records, active
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        """Faust's fetch, with the event topics' records handed to the sink in batches.
+
+        The other records (the changelog's, read by Faust's recovery and standbys) go on one at
+        a time, through Faust's conductor, as before.
+        """
         self._fetched = None
-        delivered: defaultdict[Any, list[int]] = defaultdict(list)
-        seeks = self._seeks
-        batch = cast(AsyncGenerator[tuple[TP, Message], None], super().getmany(timeout))
-        async for tp, message in batch:
-            if self._seeks != seeks:
+        # Taken before the fetch: a seek or a rebalance while it waits makes its records stale.
+        generation, seeks = self.app.consumer_generation_id, self._seeks
+        records, active = await self._wait_next_records(timeout)
+        if records is None or self.should_stop:
+            return
+        delivered: dict[Any, list[int]] = {}
+        if not self.flow_active:
+            # As Faust does: a fetch made while the flow stopped goes back to the committed
+            # offsets (the rewind below leaves a partition that seek moved alone).
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                logger.warning("the seek after a fetch without flow failed: %r", exc)
+        else:
+            buffered = self._buffered_partitions
+            sink = self.sink
+            batches: dict[str, list[tuple[Any, list[Any]]]] = defaultdict(list)
+            singles: dict[Any, list[Any]] = {}
+            for tp, tp_records in records.items():
+                if active is not None and tp not in active and tp not in buffered:
+                    continue  # paused since the fetch: read again, by the rewind
+                if sink is not None and tp.topic in sink.topics:
+                    batches[tp.topic].append((tp, tp_records))
+                else:
+                    singles[tp] = tp_records
+            if singles:
+                one_by_one = self._one_by_one(singles, delivered, generation, seeks)
+                async for tp, message in one_by_one:
+                    yield tp, message
+            if batches and sink is not None:
+                await self._deliver(sink, batches, delivered, generation, seeks)
+        # Not reached when the generator is closed early (the worker is stopping).
+        fetched, self._fetched = self._fetched, None
+        if fetched and not self.should_stop:
+            rewinds = undelivered(fetched, delivered)
+            if rewinds:
+                await self._rewind(rewinds)
+
+    def _stale(self, generation: int, seeks: int) -> bool:
+        """A fetch made before a rebalance, a seek or a stopped flow is not delivered."""
+        return (
+            not self.flow_active
+            or self.app.consumer_generation_id != generation
+            or self._seeks != seeks
+        )
+
+    async def _one_by_one(
+        self,
+        records: Mapping[Any, list[Any]],
+        delivered: dict[Any, list[int]],
+        generation: int,
+        seeks: int,
+    ) -> AsyncIterator[tuple[TP, Message]]:
+        to_message = self._to_message
+        for tp, record in self.scheduler.iterate(records):
+            if self._stale(generation, seeks):
                 # The rest of this batch may predate the seek: it is not delivered, and the
-                # rewind below leaves each partition where the seek put it, or sends it back.
-                await batch.aclose()
-                break
+                # rewind leaves each partition where the seek put it, or sends it back.
+                return
             self._cut_short = False
+            message = to_message(tp, record)
             yield tp, message
             if self._seeks != seeks and tp in self._seek_read:
                 # The seek came while this message was being delivered, and Faust then marked
@@ -104,13 +245,62 @@ class Consumer(faust_aiokafka.Consumer):
                 # again would be skipped as read.
                 self._read_offset[tp] = self._seek_read[tp]
             if not self._cut_short:
-                delivered[tp].append(message.offset)
-        # Not reached when the generator is closed early (the worker is stopping).
-        fetched, self._fetched = self._fetched, None
-        if fetched and not self.should_stop:
-            rewinds = undelivered(fetched, delivered)
-            if rewinds:
-                await self._rewind(rewinds)
+                delivered.setdefault(tp, []).append(message.offset)
+
+    async def _deliver(
+        self,
+        sink: BatchSink,
+        batches: Mapping[str, list[tuple[Any, list[Any]]]],
+        delivered: dict[Any, list[int]],
+        generation: int,
+        seeks: int,
+    ) -> None:
+        """Each topic's records as one batch, handed over with no await before it is taken.
+
+        So no seek or rebalance can come between the check and the hand-over; the read
+        offsets move on with it, as Faust's loop moves them per message.
+        """
+        acks_enabled = self.app.topics.acks_enabled_for
+        flow = self.app.flow_control
+        for topic, parts in batches.items():
+            if not flow.is_active():
+                await flow.acquire()  # as Faust's conductor waits, before each message
+            if self._stale(generation, seeks):
+                return
+            batch = collect(topic, parts, self._read_offset)
+            sink.take(batch.messages, Acks(self, batch.offsets))
+            for tp, offset in batch.read.items():
+                self._read_offset[tp] = offset
+            delivered.update(batch.fetched)
+            if acks_enabled(topic):
+                for tp, start, end in batch.gaps:
+                    await self._add_gap(tp, start, end)
+            await sink.settle()
+
+    def ack_offsets(self, tp: TP, offsets: Iterable[int]) -> None:
+        """Faust's `ack` for offsets of one partition at once, without its Message objects."""
+        if not self.app.topics.acks_enabled_for(tp.topic):
+            return
+        with ack_lock:
+            committed = self._committed_offset[tp]
+            index = self._acked_index[tp]
+            acked = self._acked[tp]
+            count = 0
+            for offset in offsets:
+                if (committed is None or offset >= committed) and offset not in index:
+                    index.add(offset)
+                    acked.append(offset)
+                    count += 1
+            self._n_acked += count
+        notify(self._waiting_for_ack)
+
+    async def wait_empty(self) -> None:
+        """Faust waits here, on a rebalance or a stop, for the events being processed; the
+        batches the sink holds are such events too."""
+        sink = self.sink
+        while sink is not None and sink.pending() and not self.should_stop:
+            await asyncio.sleep(0.05)
+        await super().wait_empty()
 
     async def _rewind(self, rewinds: Rewinds) -> None:
         done: dict[Any, int] = await self._thread.call_thread(self._rewind_in_thread, rewinds)
@@ -246,3 +436,5 @@ def _close(awaitable: Any) -> None:
 
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+    # Where the event topics' records go, a batch at a time; None delivers all one by one.
+    sink: BatchSink | None = None

@@ -185,7 +185,7 @@ class Ingestor:
 
 
 def combine(results: Iterable[BatchResult]) -> BatchResult:
-    """Several batches as one write; each user's rows keep their order (one agent per type)."""
+    """Several batches as one write; each user's rows keep their order (batches come in order)."""
     total = BatchResult()
     for result in results:
         total.rows += result.rows

@@ -80,9 +80,9 @@ class Settings(BaseSettings):
     # Faust's RocksDB store refuses the batched writes the worker makes outside a single event
     # (measured: bench/store_choice.py), so memory:// is the only store offered.
     worker_store: Literal["memory://"] = "memory://"
-    # A batch is flushed when it holds this many events or after this many seconds.
+    # A fetch, and so a batch, holds this many events at most. A batch is written as soon as the
+    # writer is free; the batches taken while it writes are written together next.
     worker_batch_max: int = 2000
-    worker_flush_interval_s: float = 0.2
     # Events stamped more than this ahead of the worker's clock go to the dead-letter topic.
     event_max_ahead_s: float = 86_400.0
     # How often idle users' rows are recomputed so windows decay with time.

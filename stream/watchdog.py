@@ -2,7 +2,7 @@
 
 A worker whose partitions hold unread events, that has consumed nothing for a while, and that
 has nothing of its own in flight (no batch being written, no rebalance), is stalled: the events
-were fetched and lost on the way to the agents. Faust has more than one path that drops fetched
+were fetched and lost on the way to the ingest. Faust has more than one path that drops fetched
 records and counts on a later rebalance to read them again (stream/consumer.py closes the ones we
 know). The watchdog is the net under all of them: it seeks the partitions back to their committed
 offsets, which is always safe because every effect of an event is idempotent. Each time it acts
@@ -27,7 +27,7 @@ class Watchdog:
     acted: int = 0
 
     def progress(self, now: float) -> None:
-        """Events reached the agents: the consumer works."""
+        """Events reached the ingest: the consumer works."""
         self.suspect_since = now if self.suspect_since is not None else None
         self.wait_s = self.stall_after_s
 
