@@ -31,7 +31,7 @@ from stream.changelog import ChangelogProducer
 from stream.ingest import BatchResult, Ingestor, Message, combine, summarize
 from stream.metrics import Metrics
 from stream.settings import Settings
-from stream.state import Row, UserState, head_key
+from stream.state import Record, Row, UserState, head_key
 from stream.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
@@ -40,15 +40,14 @@ FATAL_EXIT_CODE = 70
 LAG_EVERY_S = 5.0
 
 
-# A state's records, under its head key: sent in one record batch (stream/changelog.py).
-Changes = dict[bytes, tuple[int, dict[bytes, bytes | None]]]
+# A state's records, with its partition: sent in one record batch (stream/changelog.py).
+Changes = list[tuple[int, list[Record]]]
 HEAD_PREFIXES = tuple(head_key("", t) for t in EVENT_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
 class Pending:
     result: BatchResult
-    changes: Changes  # head key -> (partition, records as of result)
     acks: consumer.Acks | None
     events: int  # how many events the acks cover
 
@@ -142,15 +141,9 @@ class Runtime:
 
         Consuming and writing overlap: while the writer process writes one flush, the consumer
         hands over the next batches, which the flusher then writes together (each Feast push has
-        a fixed cost, so fewer, larger writes are faster). The states' changelog records are
-        taken now, as of this batch, and sent only once its rows are written: a restarted worker
-        then never holds a state whose rows were not written.
+        a fixed cost, so fewer, larger writes are faster).
         """
-        changes: Changes = {}
-        for (user_id, event_type), (partition, state) in result.dirty.items():
-            state.partition = partition
-            changes[head_key(user_id, event_type)] = (partition, dict(state.changes()))
-        self._queue.append(Pending(result, changes, acks, events))
+        self._queue.append(Pending(result, acks, events))
         self._queued_events += events
         self._wake.set()
         if self._flusher is None:
@@ -163,20 +156,31 @@ class Runtime:
                 self._wake.clear()
                 if self._queue:
                     queued, self._queue = self._queue, []
-                    await self._write_batch(queued)
+                    result = combine(p.result for p in queued)
+                    # Taken with the queue, with no await between: each state as of the newest
+                    # batch that changed it, all of which this flush writes. Its records are
+                    # sent only once these rows are written, so a restarted worker never holds
+                    # a state whose rows were not written. A state changed by several of the
+                    # batches is encoded once, not once per batch.
+                    changes: Changes = []
+                    for partition, state in result.dirty.values():
+                        state.partition = partition
+                        changes.append((partition, state.changes()))
+                    await self._write_batch(queued, result, changes)
         except asyncio.CancelledError:
             raise
         except Exception:
             _fatal("a write failed for a reason retries cannot cure; stopping")
 
-    async def _write_batch(self, queued: list[Pending]) -> None:
+    async def _write_batch(
+        self, queued: list[Pending], result: BatchResult, changes: Changes
+    ) -> None:
         """Write a flush's rows and archive, then hand its changelog and acks to a task.
 
         The writer process starts on the next flush while this one's changelog records wait for
         the broker's acknowledgement: the writer no longer idles through that round trip. The
         publishing tasks run one after another, so records and acknowledgements keep their order.
         """
-        result = combine(p.result for p in queued)
         # Dead letters first: their events are acknowledged with the rest of their batch.
         for message, record in result.dead_letters:
             await self.dlq.send(key=message.key, value=record)
@@ -189,31 +193,25 @@ class Runtime:
             retries, newest = await loop.run_in_executor(self.writer, writer.write, payload)
             self.metrics.written(newest, len(result.rows), time.monotonic() - began, retries)
         self._publishing = asyncio.get_running_loop().create_task(
-            self._publish(queued, result, self._publishing)
+            self._publish(queued, result, changes, self._publishing)
         )
 
     async def _publish(
-        self, queued: list[Pending], result: BatchResult, previous: asyncio.Task[None] | None
+        self,
+        queued: list[Pending],
+        result: BatchResult,
+        changes: Changes,
+        previous: asyncio.Task[None] | None,
     ) -> None:
         try:
             if previous is not None:
                 await previous
-            # The last record of a key wins: a state's records, merged over the flushes, are
-            # the state as of the last one (a chunk no later flush changed is still current).
-            changes: Changes = {}
-            for pending in queued:
-                for head, (partition, records) in pending.changes.items():
-                    merged = changes.get(head)
-                    if merged is None:
-                        changes[head] = (partition, dict(records))
-                    else:
-                        merged[1].update(records)
             await self._send_changelog(changes)
             data = self.table.data
-            for _, records in changes.values():
+            for _, records in changes:
                 # The local store mirrors the changelog, so a state dropped on a rebalance and
                 # owned again later is read back as we last wrote it.
-                for key, value in records.items():
+                for key, value in records:
                     if value is not None:
                         data[key] = value
                     elif key in data:
@@ -237,9 +235,7 @@ class Runtime:
         delay = 0.2
         while True:
             try:
-                await self.changelog.send(
-                    (partition, records.items()) for partition, records in changes.values()
-                )
+                await self.changelog.send(changes)
                 return
             except (KafkaError, TimeoutError) as exc:
                 logger.warning("changelog send failed, retrying in %.1fs: %r", delay, exc)

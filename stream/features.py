@@ -47,7 +47,8 @@ WINDOW_INDEX: Final = {w: i for i, w in enumerate(WINDOWS)}
 H24, D7, D30 = range(3)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per row, and a frozen dataclass's __init__ costs four times as much.
+@dataclass(slots=True)
 class Snapshot:
     """What the formulas see at row time R: folded windows and the facts outside them."""
 
