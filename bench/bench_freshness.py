@@ -100,6 +100,7 @@ class Outcome:
     """What became of the probes of one poller; the poller fills it, the main thread reads it."""
 
     latencies_s: dict[str, float] = field(default_factory=dict)
+    produced_at: dict[str, float] = field(default_factory=dict)  # of the readable probes
     unreadable: list[str] = field(default_factory=list)
     polls: int = 0
     poll_s: float = 0.0
@@ -186,6 +187,7 @@ class Poller(threading.Thread):
                     produced, deadline = outstanding[user_id]
                     if value is not None and value >= 1:
                         self.outcome.latencies_s[user_id] = seen - produced
+                        self.outcome.produced_at[user_id] = produced
                         del outstanding[user_id]
                     elif seen > deadline:
                         self.outcome.unreadable.append(user_id)
@@ -351,6 +353,12 @@ async def send_at_rate(
         await producer.stop()
 
 
+def series(outcome: Outcome) -> list[tuple[float, float]]:
+    sent = sorted((at, user) for user, at in outcome.produced_at.items())
+    first = sent[0][0] if sent else 0.0
+    return [(round(at - first, 2), round(outcome.latencies_s[user] * 1000, 1)) for at, user in sent]
+
+
 def percentile(ordered: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile of an ascending sequence."""
     if not ordered:
@@ -403,6 +411,9 @@ def measure(
         "p99_ms": percentile(samples, 0.99),
         "max_ms": samples[-1] if samples else None,
         "samples_ms": samples,
+        # In the order sent: (seconds since the first probe, latency in ms). A standing delay and
+        # a pause somewhere in the run look alike in the percentiles, not here.
+        "series": series(outcome),
     }
     diagnostics = {
         "users": lane.users,
