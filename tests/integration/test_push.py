@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import psycopg
 import psycopg2
 import pyarrow as pa
 import pytest
@@ -17,6 +18,7 @@ from feast.infra.passthrough_provider import PassthroughProvider
 from feast.types import Bool
 from feast.utils import make_tzaware
 
+from stream import offline_store
 from stream.catalog import EVENT_TYPES, VIEWS, features_of, view
 from stream.generator import GeneratorConfig, generate
 from stream.ingest import Ingestor, Message, latest_per_user
@@ -149,3 +151,43 @@ def test_a_view_with_a_field_of_another_type_is_refused(pusher: Pusher) -> None:
     fv.features = [*fv.features, Field(name="odd", dtype=Bool)]
     with pytest.raises(PushSourceError, match="odd"):
         online_rows(fv, ROWS["sleep_features"][:1])
+
+
+def test_offline_writes_keep_one_connection_and_replace_a_dropped_one(
+    pusher: Pusher,
+    pg_conn: psycopg2.extensions.connection,
+    user_ids: Callable[[int], list[str]],
+) -> None:
+    name = "user_activity_features"
+    (user,) = user_ids(1)
+    values = ROWS[name][0].values
+    source = view(name).push_source
+
+    def write(row_us: int) -> int:
+        """Write one row; return the server process of the connection that wrote it."""
+        pusher.offline(source, [Row(name, user, row_us, values)])
+        (conn,) = [c for c in offline_store._connections.values() if not c.closed]
+        return conn.info.backend_pid
+
+    def alive(pid: int) -> bool:
+        with pg_conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+            found = cur.fetchone()
+        pg_conn.rollback()
+        return found == (1,)
+
+    first = write(1_764_000_000_000_000)
+    assert write(1_764_000_000_000_001) == first and alive(first)
+
+    with pg_conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(%s)", (first,))
+    pg_conn.rollback()
+    with pytest.raises(psycopg.OperationalError):
+        write(1_764_000_000_000_002)  # the writer's retry (stream.sinks) covers this one
+    second = write(1_764_000_000_000_002)
+    assert second != first and alive(second)
+
+    with pg_conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {view(name).table} WHERE user_id = %s", (user,))
+        assert cur.fetchone() == (3,)
+    pg_conn.rollback()
