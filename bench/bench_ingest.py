@@ -47,8 +47,13 @@ EVENTS_PER_USER_DAY = 12  # what the generator's population averages
 
 
 def traffic(events: int, days: int, seed: int, prefix: str) -> list[GeneratedEvent]:
+    return list(generate(traffic_config(events, days, seed, prefix)))
+
+
+def traffic_config(events: int, days: int, seed: int, prefix: str) -> GeneratorConfig:
+    """About `events` events of a population sized for `days` days (the generator streams)."""
     users = max(1, events // (EVENTS_PER_USER_DAY * days))
-    config = GeneratorConfig(
+    return GeneratorConfig(
         users=users,
         days=days,
         seed=seed,
@@ -58,7 +63,6 @@ def traffic(events: int, days: int, seed: int, prefix: str) -> list[GeneratedEve
         invalid=0.005,
         user_prefix=prefix,
     )
-    return list(generate(config))
 
 
 def expected(settings: Settings, events: list[GeneratedEvent]) -> tuple[int, int]:

@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from bench.bench_freshness import producer_for
-from bench.bench_ingest import traffic
+from bench.bench_ingest import traffic_config
 from bench.common import (
     RESULTS,
     delete_run_leftovers,
@@ -38,6 +38,7 @@ from bench.common import (
     write_result,
 )
 from stream.catalog import EVENT_TYPES
+from stream.generator import generate
 from stream.settings import Settings
 from stream.status import kafka
 from stream.topics import ensure_topics
@@ -54,11 +55,21 @@ DAYS = 60
 def soak_traffic(
     settings: Settings, events: int, seed: int, prefix: str
 ) -> tuple[list[tuple[str, bytes, bytes]], int]:
-    """`events` messages from a fixed population over DAYS days, in event-time order."""
-    generated = traffic(events, DAYS, seed, prefix)
+    """`events` messages from a fixed population over DAYS days, in event-time order.
+
+    Only the bytes are kept, as the generator streams them: with its events as dicts, 4.75M
+    events (80% of 9,900 events/s for 10 minutes) had the soak at 23 GB of the 24 GiB.
+    """
     topics: dict[str, str] = {t: settings.topic_for(t) for t in EVENT_TYPES}
-    wire = [(topics[g.event_type or "activity"], g.key, g.raw) for g in generated]
-    return wire[:events], len({g.user_id for g in generated if g.user_id})
+    wire: list[tuple[str, bytes, bytes]] = []
+    users: set[str] = set()
+    for g in generate(traffic_config(events, DAYS, seed, prefix)):
+        if len(wire) == events:
+            break
+        wire.append((topics[g.event_type or "activity"], g.key, g.raw))
+        if g.user_id:
+            users.add(g.user_id)
+    return wire, len(users)
 
 
 def default_rate() -> float:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import faust
 from faust.types import TP
@@ -115,7 +115,12 @@ class Runtime:
         rebalance comes between them; the batch's events are acknowledged once it is written.
         """
         self.watchdog.progress(time.monotonic())
-        result = self.ingestor.process(messages)
+        try:
+            result = self.ingestor.process(messages)
+        except Exception:
+            # Not left to Faust's fetcher, which runs this: stop, as on any failure retries
+            # cannot cure. The batch is unacknowledged, so a restart reads it again.
+            _fatal("processing a batch failed; stopping the worker")
         if messages:
             # The consumer hands over one topic at a time: a batch is all of one event type.
             event_type = self.topic_types.get(messages[0].topic, "unknown")
@@ -312,7 +317,7 @@ class Runtime:
         return len(result.rows)
 
 
-def _fatal(reason: str) -> None:
+def _fatal(reason: str) -> NoReturn:
     """Stop at once: Faust must not commit the offsets of events whose effects are unwritten."""
     logger.critical(reason, exc_info=True)
     logging.shutdown()
