@@ -57,8 +57,9 @@ def soak_traffic(
 ) -> tuple[list[tuple[str, bytes, bytes]], int]:
     """`events` messages from a fixed population over DAYS days, in event-time order.
 
-    Only the bytes are kept, as the generator streams them: with its events as dicts, 4.75M
-    events (80% of 9,900 events/s for 10 minutes) had the soak at 23 GB of the 24 GiB.
+    Only the bytes are kept, as the generator streams them: 4.75M events (80% of 9,900
+    events/s for 10 minutes) had the soak at 23 GB of the 24 GiB, most of it orjson's 4 KB
+    allocation per message (stream/generator.py now copies each to its length).
     """
     topics: dict[str, str] = {t: settings.topic_for(t) for t in EVENT_TYPES}
     wire: list[tuple[str, bytes, bytes]] = []

@@ -134,7 +134,9 @@ class UserState:
         return records
 
     def head(self) -> bytes:
-        return orjson.dumps(
+        # Copied to its length: orjson's output holds a 4 KB allocation however short it is
+        # (orjson 3.13), and the worker's table keeps every head it wrote, one per state.
+        return b"%b" % orjson.dumps(
             {
                 "u": self.user_id,
                 "t": self.event_type,

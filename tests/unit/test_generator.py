@@ -226,3 +226,18 @@ def test_config_is_checked() -> None:
 def test_default_start_ends_the_stream_at_this_hour() -> None:
     now = datetime(2024, 3, 4, 10, 42, 7, tzinfo=UTC)
     assert default_start(now, 3) == datetime(2024, 3, 1, 10, tzinfo=UTC)
+
+
+def test_generated_messages_take_the_memory_of_their_length() -> None:
+    """Benchmarks hold millions of them (orjson 3.13 leaves its output in 4 KB)."""
+    import tracemalloc
+
+    config = GeneratorConfig(users=5, days=2, seed=3, start=datetime(2026, 3, 1, tzinfo=UTC))
+    tracemalloc.start()
+    try:
+        raws = [g.raw for g in generate(config)]
+        held = tracemalloc.take_snapshot().statistics("filename")
+    finally:
+        tracemalloc.stop()
+    per_message = sum(s.size for s in held) / len(raws)
+    assert per_message < 3 * sum(len(r) for r in raws) / len(raws)
