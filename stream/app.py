@@ -49,7 +49,10 @@ HEAD_PREFIXES = tuple(head_key("", t) for t in EVENT_TYPES)
 class Pending:
     result: BatchResult
     acks: consumer.Acks | None
-    events: int  # how many events the acks cover
+
+    @property
+    def events(self) -> int:
+        return self.acks.count if self.acks is not None else 0
 
 
 class Runtime:
@@ -125,7 +128,7 @@ class Runtime:
             # The consumer hands over one topic at a time: a batch is all of one event type.
             event_type = self.topic_types.get(messages[0].topic, "unknown")
             self.metrics.batch(event_type, len(messages), result)
-        self._enqueue(result, acks, len(messages))
+        self._enqueue(Pending(result, acks))
 
     async def settle(self) -> None:
         """Backpressure: the consumer waits while the writer is this far behind."""
@@ -138,18 +141,18 @@ class Runtime:
 
     async def flush(self, result: BatchResult) -> None:
         """Queue rows made outside a batch of events (the sweep's) for writing."""
-        self._enqueue(result, None, 0)
+        self._enqueue(Pending(result, None))
         await self.settle()
 
-    def _enqueue(self, result: BatchResult, acks: consumer.Acks | None, events: int) -> None:
+    def _enqueue(self, pending: Pending) -> None:
         """Queue a batch for writing; its events are acknowledged once it is written.
 
         Consuming and writing overlap: while the writer process writes one flush, the consumer
         hands over the next batches, which the flusher then writes together (each Feast push has
         a fixed cost, so fewer, larger writes are faster).
         """
-        self._queue.append(Pending(result, acks, events))
-        self._queued_events += events
+        self._queue.append(pending)
+        self._queued_events += pending.events
         self._wake.set()
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())

@@ -143,18 +143,22 @@ def _emissions(
     if config.invalid and defects.random() < config.invalid:
         broken = break_event(event, defects)
         bad = GeneratedEvent(
-            broken.raw, None, False, event_type, broken.user_id, False, key, broken.kind
+            _exact(broken.raw), None, False, event_type, broken.user_id, False, key, broken.kind
         )
         return [(emit_at, bad)]
-    # Copied to its length: orjson's output holds a 4 KB allocation however short it is
-    # (orjson 3.13), and benchmarks hold millions of these (the soak reached 23 GB).
-    raw = b"%b" % orjson.dumps(event)
+    raw = _exact(orjson.dumps(event))
     out = [(emit_at, GeneratedEvent(raw, event, True, event_type, user_id, False, key))]
     if config.duplicates and defects.random() < config.duplicates:
         # A retry after a lost acknowledgement: the same bytes, seconds to hours later.
         again = GeneratedEvent(raw, event, True, event_type, user_id, True, key)
         out.append((emit_at + _delay(defects), again))
     return out
+
+
+def _exact(raw: bytes) -> bytes:
+    """`raw` copied to its length: orjson's output holds a 4 KB allocation however short it is
+    (orjson 3.13), and benchmarks hold millions of messages (the soak reached 23 GB)."""
+    return b"%b" % raw
 
 
 def _delay(rng: random.Random) -> int:

@@ -51,17 +51,13 @@ def test_a_partition_read_past_its_records_hands_over_nothing() -> None:
 class Sink:
     topics = frozenset({EVENTS})
 
-    def __init__(self, con: aurora.Consumer, on_take: Any = None) -> None:
+    def __init__(self) -> None:
         self.taken: list[list[Message]] = []
         self.acks: list[aurora.Acks] = []
-        self.con = con
-        self.on_take = on_take
 
     def take(self, messages: list[Message], acks: aurora.Acks) -> None:
         self.taken.append(messages)
         self.acks.append(acks)
-        if self.on_take is not None:
-            self.on_take()
 
     async def settle(self) -> None:
         return None
@@ -86,16 +82,22 @@ def fetching(con: aurora.Consumer, fetched: dict[TP, list[Record]]) -> list[Any]
     return rewinds
 
 
+def with_sink() -> tuple[aurora.Consumer, Sink]:
+    """A consumer with flow control on, handing its event batches to a `Sink`."""
+    con = consumer()
+    con.app.flow_control.resume()
+    sink = Sink()
+    con.transport.sink = sink  # type: ignore[attr-defined]
+    return con, sink
+
+
 async def drain(con: aurora.Consumer) -> list[Any]:
     return [item async for item in con.getmany(timeout=0.1)]
 
 
 def test_a_fetch_is_handed_over_as_one_batch_and_acknowledged_in_bulk() -> None:
     async def scenario() -> None:
-        con = consumer()
-        con.app.flow_control.resume()
-        sink = Sink(con)
-        con.transport.sink = sink  # type: ignore[attr-defined]
+        con, sink = with_sink()
         con.app.topics.acking_topics.add(EVENTS)
         rewinds = fetching(con, dict([records(A, 0, 1, 2), records(B, 0)]))
         assert await drain(con) == []  # nothing goes the per-message way
@@ -114,10 +116,7 @@ def test_a_fetch_is_handed_over_as_one_batch_and_acknowledged_in_bulk() -> None:
 
 def test_a_fetch_made_before_a_seek_is_not_handed_over_but_read_again() -> None:
     async def scenario() -> None:
-        con = consumer()
-        con.app.flow_control.resume()
-        sink = Sink(con)
-        con.transport.sink = sink  # type: ignore[attr-defined]
+        con, sink = with_sink()
         fetched = dict([records(A, 5, 6)])
         rewinds = fetching(con, fetched)
         inner = con._wait_next_records
@@ -137,10 +136,7 @@ def test_a_fetch_made_before_a_seek_is_not_handed_over_but_read_again() -> None:
 
 def test_a_rebalance_waits_for_the_batches_not_yet_written() -> None:
     async def scenario() -> None:
-        con = consumer()
-        sink = Sink(con)
-        con.transport.sink = sink  # type: ignore[attr-defined]
-        con.app.flow_control.resume()
+        con, sink = with_sink()
         fetching(con, dict([records(A, 0, 1)]))
         await drain(con)
         waiting = asyncio.ensure_future(con.wait_empty())
