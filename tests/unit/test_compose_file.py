@@ -36,6 +36,12 @@ def test_services_images_and_health_checks() -> None:
         assert service["healthcheck"]["test"]
 
 
+def test_compose_postgres_is_tuned_as_the_local_stack() -> None:
+    from devstack.postgres import _TUNING
+
+    assert compose_service("postgres")["command"] == ["postgres", *_TUNING]
+
+
 def test_ports_follow_the_settings() -> None:
     settings = Settings(
         kafka_bootstrap_servers="127.0.0.1:29092",
