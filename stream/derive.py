@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from stream.catalog import SLEEP_TARGET_MINUTES, EventType
+from stream.events import instant_us
 from stream.tiles import EVENTS, Deltas, category_key, nn_key, square_key, sum_key
 
 # Numeric measures whose squares the tiles also keep (for a population standard deviation).
@@ -36,7 +37,9 @@ RESTORATIVE_SHARE_TARGET: Final = 0.45
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like the other per-event records (Message, ArchiveRecord, Row): a frozen
+# dataclass's __init__ sets each field through object.__setattr__, four times the cost.
+@dataclass(slots=True)
 class Observation:
     """What one event contributes. `ts_us` is the event time in microseconds since the epoch."""
 
@@ -80,7 +83,7 @@ def observe(event: Mapping[str, Any]) -> Observation:
         event_type=event_type,
         user_id=event["user_id"],
         event_id=event["event_id"],
-        ts_us=to_us(parse_time(event["event_timestamp"])),
+        ts_us=instant_us(event["event_timestamp"]),
         numbers=numbers,
         categories=categories,
         deltas=tuple(deltas),

@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import fastjsonschema
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream import events
 from stream.catalog import EVENT_TYPES, EXERCISE_TYPES_COUNT
 from stream.events import (
     MAX_MESSAGE_BYTES,
@@ -448,3 +450,82 @@ def test_validate_only_ever_raises_its_own_error(junk: Any, event_type: str) -> 
     event["payload"] = {**event["payload"], "duration_minutes": junk}
     with contextlib.suppress(EventValidationError):
         validate(event)
+
+
+
+def _resolved(definition: dict[str, Any]) -> dict[str, Any]:
+    ref = definition.get("$ref")
+    if ref is None:
+        return definition
+    document, _, pointer = ref.partition("#")
+    target: Any = load_schema(document.rpartition("/")[2].removesuffix(".json"))
+    for part in pointer.strip("/").split("/"):
+        target = target[part]
+    return {**definition, **target}
+
+
+def _probes(definition: dict[str, Any]) -> list[Any]:
+    """Values at and around each bound a field's schema sets, and of every wrong kind."""
+    spec = _resolved(definition)
+    values: list[Any] = [None, True, False, 0, 1, -1, 0.5, 1.0, 2**63, -(2**63) - 1, 1e300]
+    values += ["", "x", "x\n", "x" * 65, "x" * 300, [], [1], {}, {"a": 1}]
+    for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        if key in spec:
+            bound = spec[key]
+            values += [bound - 1, bound - 0.5, bound, float(bound), bound + 0.5, bound + 1]
+    for key in ("minLength", "maxLength"):
+        if key in spec:
+            values += ["a" * n for n in (spec[key] - 1, spec[key], spec[key] + 1) if n >= 0]
+    for option in (*spec.get("enum", ()), *(["const"] if "const" in spec else [])):
+        option = spec["const"] if option == "const" else option
+        values += [option, f"{option}x", str(option).upper()]
+    return values
+
+
+def _verdicts(event: dict[str, Any]) -> tuple[bool, bool]:
+    event_type = event["event_type"] if event.get("event_type") in EVENT_TYPES else "activity"
+    native = events._checks()[event_type](event)
+    try:
+        events._validators()[event_type](event)
+    except fastjsonschema.JsonSchemaValueException:
+        return native, False
+    return native, True
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_the_native_verdict_is_the_python_one(event_type: str) -> None:
+    # stream/events.py lets jsonschema-rs decide validity and asks fastjsonschema only why an
+    # event failed: an event one accepts and the other refuses would be let through, or refused
+    # with no field named. Every field of the event, envelope and payload, takes every probe of
+    # its own schema's bounds, and goes missing; an unknown field joins each level.
+    schema = load_schema(f"{event_type}.v1")
+    levels = [
+        ((), schema["properties"]),
+        (("payload",), schema["properties"]["payload"]["properties"]),
+    ]
+    cases = 0
+    for path, properties in levels:
+        for name, definition in properties.items():
+            for value in [*_probes(definition), "__delete__"]:
+                event = base(event_type)
+                place = event["payload"] if path else event
+                if value == "__delete__":
+                    place.pop(name, None)
+                else:
+                    place[name] = value
+                native, python = _verdicts(event)
+                assert native == python, (name, value, native)
+                cases += 1
+        event = base(event_type)
+        (event["payload"] if path else event)["unknown_field"] = 1
+        assert _verdicts(event) == (False, False)
+    assert cases > 200
+
+
+def test_an_event_the_native_check_refuses_is_refused_with_its_field() -> None:
+    event = base("activity")
+    event["payload"]["mood"] = 11  # above its maximum
+    assert not events._checks()["activity"](event)
+    with pytest.raises(EventValidationError) as caught:
+        validate(event)
+    assert (caught.value.field, caught.value.rule) == ("payload.mood", "maximum")
