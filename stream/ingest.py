@@ -21,7 +21,7 @@ from stream.events import Event, EventValidationError, decode, event_seconds
 from stream.state import Outcome, Row, UserState
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event (see stream.derive.Observation)
 class Message:
     """A Kafka message as the ingestor needs it."""
 
@@ -32,7 +32,7 @@ class Message:
     value: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event
 class ArchiveRecord:
     """A valid event for the raw-event archive."""
 

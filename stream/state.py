@@ -76,7 +76,7 @@ class Outcome(Enum):
     TOO_LATE = "too_late"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event (see stream.derive.Observation)
 class Row:
     """One feature row of one view: what is pushed online and appended offline."""
 
