@@ -452,7 +452,6 @@ def test_validate_only_ever_raises_its_own_error(junk: Any, event_type: str) -> 
         validate(event)
 
 
-
 def _resolved(definition: dict[str, Any]) -> dict[str, Any]:
     ref = definition.get("$ref")
     if ref is None:
