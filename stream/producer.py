@@ -31,11 +31,16 @@ class DeliveryError(RuntimeError):
 
 
 def pick_compression() -> str:
-    """The best codec this interpreter has: zstd or lz4 need extra packages, gzip never does."""
-    if has_zstd():
-        return "zstd"
+    """The cheapest codec to consume that this interpreter has; gzip needs no extra package.
+
+    lz4 first: a worker decompresses every batch it reads on its one event-loop thread, where
+    gzip (Python's GzipFile in aiokafka) took 4.6% of it. Per event, lz4 decompresses in a
+    quarter of gzip's time and zstd in two thirds; zstd's batches are smaller (5x against 3x).
+    """
     if has_lz4():
         return "lz4"
+    if has_zstd():
+        return "zstd"
     return "gzip"
 
 
