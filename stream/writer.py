@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -42,7 +42,6 @@ LEVELS = {
 
 _settings: Settings | None = None
 _sinks: tuple[ArchiveSink, FeatureSink] | None = None
-_archiver: ThreadPoolExecutor | None = None
 
 
 def start(settings: Settings) -> ProcessPoolExecutor:
@@ -129,44 +128,25 @@ def unpack(payload: bytes) -> tuple[list[ArchiveRow], list[Row]]:
     return archive, [Row(r["view"], r["user_id"], r["row_us"], r["values"]) for r in rows]
 
 
-def _archiving() -> ThreadPoolExecutor:
-    global _archiver
-    if _archiver is None:
-        _archiver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive")
-    return _archiver
-
-
 def write(payload: bytes) -> tuple[int, dict[str, int]]:
-    """The rows through the push sources and the raw events into the archive; both retried.
+    """The rows through the push sources, then the raw events to the archive; both retried.
 
-    The archive's COPY runs in a thread beside the pushes, on its own connection: this process
-    only waits for Postgres there, and the archive was half of Postgres's time per event, so
-    the two no longer take turns. Nothing is acknowledged before both are written, so running
-    them side by side costs no safety. Returns how many attempts were retried and the newest
-    row time written per view (the freshness metric).
+    Online goes first because it is what freshness measures; nothing is acknowledged before
+    all of it is written, so the order costs no safety. Returns how many attempts were retried
+    and the newest row time written per view (the freshness metric).
     """
     from stream.sinks import with_retry
 
     archive, rows = unpack(payload)
     retries = 0
-    counting = threading.Lock()  # both threads count, and += is several bytecodes
 
     def count() -> None:
         nonlocal retries
-        with counting:
-            retries += 1
+        retries += 1
 
     archive_sink, feature_sink = _open()
-    archived = _archiving().submit(
-        with_retry, lambda: archive_sink.write(archive), "archive write", on_retry=count
-    )
-    try:
-        with_retry(lambda: feature_sink.write(rows), "feature push", on_retry=count)
-    finally:
-        # Even when the pushes failed: the next attempt must not find this archive write
-        # still running on the connection it would use.
-        wait([archived])
-    archived.result()
+    with_retry(lambda: feature_sink.write(rows), "feature push", on_retry=count)
+    with_retry(lambda: archive_sink.write(archive), "archive write", on_retry=count)
     newest: dict[str, int] = {}
     for row in rows:
         if row.row_us > newest.get(row.view, 0):
