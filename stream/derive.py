@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from stream.catalog import SLEEP_TARGET_MINUTES, EventType
@@ -34,7 +34,6 @@ ENGAGEMENT_WEIGHTS: Final = {
 SUCCESS_WEIGHTS: Final = {"success": 1.0, "partial": 0.5, "failed": 0.0}
 SYNC_METRICS: Final = ("heart_rate_avg", "steps", "active_calories")
 RESTORATIVE_SHARE_TARGET: Final = 0.45
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # Not frozen, like the other per-event records (Message, ArchiveRecord, Row): a frozen
@@ -53,12 +52,6 @@ class Observation:
     synced: bool = False
     # What the event adds to a tile or window (stream.tiles): computed once, added four times.
     deltas: Deltas = ()
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch, exactly (no float rounding)."""
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def parse_time(text: str) -> datetime:

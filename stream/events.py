@@ -166,8 +166,13 @@ def _instant(text: str) -> tuple[datetime, int]:
         # Year 1 at +05:00 exists only before the offset is applied: it has no place on the
         # UTC time line (astimezone raises), so window arithmetic could not hold it.
         moment.astimezone(UTC)
+    return moment, to_us(moment)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding)."""
     delta = moment - EPOCH
-    return moment, (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _real_instant(text: str) -> tuple[datetime, float]:

@@ -43,8 +43,8 @@ from psycopg import sql
 
 from stream import gcpolicy
 from stream.catalog import EVENT_TYPES, TILE, VIEWS, Window, view
-from stream.derive import parse_time, to_us
-from stream.events import Event, EventValidationError, decode
+from stream.derive import parse_time
+from stream.events import Event, EventValidationError, decode, to_us
 from stream.ingest import BatchResult, Ingestor, Message, latest_per_user
 from stream.settings import Settings
 from stream.state import Row

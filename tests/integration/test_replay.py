@@ -20,8 +20,8 @@ from feast import FeatureStore
 from pydantic import SecretStr
 
 from stream.catalog import VIEWS, features_of
-from stream.derive import to_us
 from stream.emit import write_jsonl
+from stream.events import to_us
 from stream.generator import GeneratedEvent, GeneratorConfig, generate
 from stream.prefix import IN_PREFIX, prefix_bounds
 from stream.replay import (

@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from stream.catalog import features_of
-from stream.derive import observe, to_us
+from stream.derive import observe
+from stream.events import to_us
 from stream.generator import GeneratorConfig, generate
 from stream.state import CHUNK_TILES, Outcome, Record, Row, UserState, chunk_key, head_key
 from stream.tiles import TILE_US, encode, first_tile, tile_of
