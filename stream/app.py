@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 FATAL_EXIT_CODE = 70
 LAG_EVERY_S = 5.0
+# Two: the writer process has the next flush queued while it writes one; more would only
+# split the queue into smaller flushes, and each push has a fixed cost.
+WRITES_IN_FLIGHT = 2
 
 
 # A state's records, with its partition: sent in one record batch (stream/changelog.py).
@@ -84,6 +87,8 @@ class Runtime:
         self._drained = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._publishing: asyncio.Task[None] | None = None
+        # Writes handed to the writer process and not yet done: at most WRITES_IN_FLIGHT.
+        self._writes: asyncio.Semaphore | None = None
         # Which partitions this worker owns now; build_app points it at the consumer.
         self.owned: Callable[[], set[int]] = lambda: set()
 
@@ -163,6 +168,11 @@ class Runtime:
                 await self._wake.wait()
                 self._wake.clear()
                 if self._queue:
+                    # A place with the writer first, the queue after: the flush then holds
+                    # every batch that came while the writer was busy.
+                    if self._writes is None:
+                        self._writes = asyncio.Semaphore(WRITES_IN_FLIGHT)
+                    await self._writes.acquire()
                     queued, self._queue = self._queue, []
                     result = combine(p.result for p in queued)
                     # Taken with the queue, with no await between: each state as of the newest
@@ -183,25 +193,30 @@ class Runtime:
     async def _write_batch(
         self, queued: list[Pending], result: BatchResult, changes: Changes
     ) -> None:
-        """Write a flush's rows and archive, then hand its changelog and acks to a task.
+        """Hand a flush's rows and archive to the writer, and its changelog and acks to a task.
 
-        The writer process starts on the next flush while this one's changelog records wait for
-        the broker's acknowledgement: the writer no longer idles through that round trip. The
-        publishing tasks run one after another, so records and acknowledgements keep their order.
+        Up to WRITES_IN_FLIGHT flushes are with the writer process at once, so it starts on the
+        next as soon as it has written one, instead of idling while this loop packs that next
+        one. It writes them in the order given; the publishing tasks run one after another, each
+        once its own write is done, so records and acknowledgements keep that order too.
         """
         # Dead letters first: their events are acknowledged with the rest of their batch.
         for message, record in result.dead_letters:
             await self.dlq.send(key=message.key, value=record)
+        assert self._writes is not None, "the flusher takes a place with the writer first"
+        places = self._writes
+        write: asyncio.Future[tuple[int, dict[str, int]]] | None = None
+        began = time.monotonic()
         if result.rows or result.archive:
             if self.writer is None:
                 self.start_writer()
-            loop = asyncio.get_running_loop()
-            began = time.monotonic()
             payload = writer.pack(result.archive, result.rows)
-            retries, newest = await loop.run_in_executor(self.writer, writer.write, payload)
-            self.metrics.written(newest, len(result.rows), time.monotonic() - began, retries)
+            write = asyncio.get_running_loop().run_in_executor(self.writer, writer.write, payload)
+            write.add_done_callback(lambda _: places.release())
+        else:
+            places.release()
         self._publishing = asyncio.get_running_loop().create_task(
-            self._publish(queued, result, changes, self._publishing)
+            self._publish(queued, result, changes, write, began, self._publishing)
         )
 
     async def _publish(
@@ -209,8 +224,18 @@ class Runtime:
         queued: list[Pending],
         result: BatchResult,
         changes: Changes,
+        write: asyncio.Future[tuple[int, dict[str, int]]] | None,
+        began: float,
         previous: asyncio.Task[None] | None,
     ) -> None:
+        if write is not None:
+            try:
+                retries, newest = await write
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _fatal("a write failed for a reason retries cannot cure; stopping")
+            self.metrics.written(newest, len(result.rows), time.monotonic() - began, retries)
         try:
             if previous is not None:
                 await previous
