@@ -95,3 +95,29 @@ def test_an_event_twice_in_one_batch_is_archived_once(
     sink.write([row, row])
     assert sink.merged == 1
     assert len(_archived(pg_conn, [row[0]])) == 1
+
+
+def test_an_event_is_archived_exactly_whatever_characters_it_holds(
+    sink: ArchiveSink,
+    rows: Callable[[int], list[ArchiveRow]],
+    pg_conn: psycopg2.extensions.connection,
+) -> None:
+    """The archive's COPY text is made by hand (stream.sinks.copy_text): every character COPY
+    treats specially must arrive as it was sent, inside the JSON and around it."""
+    made = rows(3)
+    tricky = [
+        # Escapes inside strings: a quote, a backslash, an escaped newline and tab, \\N.
+        {"note": 'he said "hi" \\ back\\slash \n new\tline \r \\N', "emoji": "\U0001f600"},
+        # A backslash at the very end of a string.
+        {"path": "C:\\temp\\"},
+    ]
+    batch = []
+    for row, extra in zip(made, tricky, strict=False):
+        event = {**orjson.loads(row[4]), **extra}
+        batch.append((*row[:4], orjson.dumps(event).decode(), *row[5:]))
+    # Raw whitespace between tokens (a pretty-printing client): tabs, newlines, a CR.
+    pretty = orjson.dumps(orjson.loads(made[2][4]), option=orjson.OPT_INDENT_2).decode()
+    batch.append((*made[2][:4], pretty.replace("  ", "\t").replace("\n", "\r\n"), *made[2][5:]))
+    sink.write(batch)
+    stored = _archived(pg_conn, [r[0] for r in batch])
+    assert [event for _, event in stored] == [orjson.loads(r[4]) for r in batch]
