@@ -358,6 +358,20 @@ def _faust_data_parent() -> Path:
     return parent
 
 
+class Worker(faust.Worker):
+    """Faust's worker without its start-up spinner.
+
+    Below the level `info` Faust shows a spinner while the worker starts, and to feed it sets the
+    root logger to DEBUG, so every debug call in the process, three per changelog record in
+    Faust's recovery, made a log record and wrote a spinner frame (escape codes, into a log
+    file as often as not) for as long as the worker ran.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
+
+
 def build_app(settings: Settings) -> faust.App:
     """The worker app; `python -m stream worker` and `faust -A stream.worker worker` run it."""
     brokers = [f"kafka://{host}:{port}" for host, port in settings.kafka_servers]
@@ -379,6 +393,7 @@ def build_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         broker_session_timeout=settings.worker_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
+        Worker=Worker,
         # Messages and state are bytes; the ingestor and UserState do their own (de)coding.
         key_serializer="raw",
         value_serializer="raw",
