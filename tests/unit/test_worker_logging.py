@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stream.app import build_app
+from stream.app import Worker, build_app
 from stream.settings import Settings
 
 
@@ -25,7 +25,8 @@ def root() -> Iterator[logging.Logger]:
 def test_a_quiet_worker_makes_no_debug_records(root: logging.Logger, level: int) -> None:
     app = build_app(Settings())
     out = io.StringIO()
-    worker = app.conf.Worker(app, loglevel=level, stdout=out, stderr=out)
+    assert app.conf.Worker is Worker  # type: ignore[comparison-overlap]  # `faust worker` makes it
+    worker = Worker(app, loglevel=level, stdout=out, stderr=out)
     root.handlers[:] = [logging.StreamHandler(out)]
     root.setLevel(level)
     # What mode calls once it has configured the root logger.
