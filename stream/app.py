@@ -87,8 +87,8 @@ class Runtime:
         self._drained = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._publishing: asyncio.Task[None] | None = None
-        # Writes handed to the writer process and not yet done: at most WRITES_IN_FLIGHT.
-        self._writes: asyncio.Semaphore | None = None
+        # A place for each write the writer process may hold at once (WRITES_IN_FLIGHT).
+        self._writes = asyncio.Semaphore(WRITES_IN_FLIGHT)
         # Which partitions this worker owns now; build_app points it at the consumer.
         self.owned: Callable[[], set[int]] = lambda: set()
 
@@ -170,8 +170,6 @@ class Runtime:
                 if self._queue:
                     # A place with the writer first, the queue after: the flush then holds
                     # every batch that came while the writer was busy.
-                    if self._writes is None:
-                        self._writes = asyncio.Semaphore(WRITES_IN_FLIGHT)
                     await self._writes.acquire()
                     queued, self._queue = self._queue, []
                     result = combine(p.result for p in queued)
@@ -203,7 +201,7 @@ class Runtime:
         # Dead letters first: their events are acknowledged with the rest of their batch.
         for message, record in result.dead_letters:
             await self.dlq.send(key=message.key, value=record)
-        assert self._writes is not None, "the flusher takes a place with the writer first"
+        # The flusher took a place with the writer before this flush's queue; released here.
         places = self._writes
         write: asyncio.Future[tuple[int, dict[str, int]]] | None = None
         began = time.monotonic()

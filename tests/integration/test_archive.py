@@ -102,8 +102,8 @@ def test_an_event_is_archived_exactly_whatever_characters_it_holds(
     rows: Callable[[int], list[ArchiveRow]],
     pg_conn: psycopg2.extensions.connection,
 ) -> None:
-    """The archive's COPY text is made by hand (stream.sinks.copy_text): every character COPY
-    treats specially must arrive as it was sent, inside the JSON and around it."""
+    """Every character COPY's text format treats specially arrives as it was sent, inside the
+    JSON and around it."""
     made = rows(3)
     tricky = [
         # Escapes inside strings: a quote, a backslash, an escaped newline and tab, \\N.
