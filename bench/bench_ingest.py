@@ -133,8 +133,10 @@ def naive(settings: Settings, sample: int) -> dict[str, Any]:
             "events_per_s": round(consumed / seconds, 1)}  # fmt: skip
 
 
-def run(events_wanted: int, days: int, naive_sample: int) -> dict[str, Any]:
-    settings, prefix = fresh_settings()
+def run(
+    events_wanted: int, days: int, naive_sample: int, own_schema: bool = True
+) -> dict[str, Any]:
+    settings, prefix = fresh_settings(own_schema)
     ensure_topics(settings)
     seed = int(prefix[5:13], 16)
     print(f"generating about {events_wanted:,} events ...", flush=True)
@@ -187,6 +189,7 @@ def run(events_wanted: int, days: int, naive_sample: int) -> dict[str, Any]:
             "distinct_valid": distinct_valid,
             "rows": rows,
             "naive_sample": naive_sample,
+            "postgres_schema": "own" if own_schema else settings.postgres_schema,
         },
         "produce_s": round(produce_s, 2),
         "ceiling": {"seconds": round(ceiling_s, 2), "events_per_s": round(ceiling_rate)},
@@ -211,8 +214,13 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--naive-sample", type=int, default=300)
     parser.add_argument("--name", default="ingest")
+    parser.add_argument(
+        "--shared-schema",
+        action="store_true",
+        help="archive into the stack's schema, beside every earlier run's rows, not a new one",
+    )
     args = parser.parse_args()
-    report = run(args.events, args.days, args.naive_sample)
+    report = run(args.events, args.days, args.naive_sample, own_schema=not args.shared_schema)
     write_result(args.name, report)
     w, c, n, r = report["worker"], report["ceiling"], report["naive"], report["ratios"]
     print(

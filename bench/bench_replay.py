@@ -29,16 +29,12 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
 from bench.bench_ingest import traffic
-from bench.common import RESULTS, fresh_settings, rss_mib, write_result
+from bench.common import RESULTS, drop_schema, fresh_settings, rss_mib, write_result
 from stream import gcpolicy
 from stream.catalog import EVENT_TYPES
 from stream.feast_env import open_store
 from stream.ingest import ArchiveRecord, Ingestor, Message, archive_row
-from stream.migrate import load_migrations, migrate
 from stream.replay import ReplayRange, SourceStats, archive_source, parse_moment, replay
 from stream.settings import Settings
 from stream.sinks import ArchiveSink
@@ -92,13 +88,8 @@ def stream_rate(given: float | None) -> float | None:
 
 def run(events_wanted: int, days: int, stream_eps: float | None = None) -> dict[str, Any]:
     settings, prefix = fresh_settings()
-    schema = prefix.rstrip("-")
-    settings = settings.model_copy(update={"postgres_schema": schema})
-    conninfo = settings.postgres_conninfo()
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    schema = settings.postgres_schema
     try:
-        migrate(conninfo, load_migrations(), schema=schema)
         print(f"archiving about {events_wanted:,} events in schema {schema} ...", flush=True)
         began = time.monotonic()
         records, span, produced = fill_archive(
@@ -122,8 +113,7 @@ def run(events_wanted: int, days: int, stream_eps: float | None = None) -> dict[
         report = replay(settings, span, source, "archive", fresh=True, progress_out=io.StringIO())
         peak_rss = rss_mib(os.getpid())
     finally:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        drop_schema(settings)
     streamed = stream_rate(stream_eps)
     return {
         "parameters": {"events_generated": produced, "archived": read_n, "days": days},

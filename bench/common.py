@@ -16,32 +16,73 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import psycopg2
+from psycopg import sql
 
 from devstack.proc import children
 from stream.catalog import VIEWS
+from stream.migrate import load_migrations, migrate
 from stream.prefix import IN_PREFIX, prefix_bounds
 from stream.settings import Settings, get_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def fresh_settings(**update: Any) -> tuple[Settings, str]:
-    """Settings with topics, consumer group and user ids of their own; and the user-id prefix."""
+def fresh_settings(own_schema: bool = True, **update: Any) -> tuple[Settings, str]:
+    """Settings with topics, consumer group, user ids and a migrated Postgres schema of their
+    own; and the user-id prefix. `delete_run_leftovers` drops them all.
+
+    A schema of its own, because runs on one stack otherwise pile up in Postgres too: after a
+    few days of runs the archive held 27M rows, and an archived row cost Postgres two to three
+    times what it costs in a new archive (bench/README.md), so each run measured slower than the
+    last. `own_schema=False` writes into the stack's schema, to measure that long-lived archive.
+    """
     run = uuid.uuid4().hex[:8]
+    schema = {"postgres_schema": f"bench{run}"} if own_schema else {}
     settings = get_settings().model_copy(
         update={
             "topic_prefix": f"bench{run}",
             "worker_app_id": f"bench{run}",
             "worker_sweep_interval_s": 3600.0,
+            **schema,
             **update,
         }
     )
+    if own_schema:
+        create_schema(settings)
     return settings, f"bench{run}-"
 
 
+def create_schema(settings: Settings) -> None:
+    """The settings' Postgres schema, created and migrated as `make migrate` does `public`."""
+    conninfo = settings.postgres_conninfo()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(settings.postgres_schema)))
+    migrate(conninfo, load_migrations(), schema=settings.postgres_schema)
+
+
+def drop_schema(settings: Settings) -> None:
+    """The run's schema and everything in it; never the stack's own."""
+    if settings.postgres_schema == get_settings().postgres_schema:
+        return
+    with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                sql.Identifier(settings.postgres_schema)
+            )
+        )
+
+
+def connect(settings: Settings) -> psycopg2.extensions.connection:
+    """A connection that reads the run's schema."""
+    return psycopg2.connect(
+        settings.postgres_conninfo(), options=f"-c search_path={settings.postgres_schema}"
+    )
+
+
 def count(settings: Settings, sql: str, args: tuple[Any, ...] = ()) -> int:
-    with psycopg2.connect(settings.postgres_conninfo()) as conn, conn.cursor() as cur:
+    with connect(settings) as conn, conn.cursor() as cur:
         cur.execute(sql, args)
         row = cur.fetchone()
     conn.close()
@@ -97,7 +138,7 @@ def offline_rows(settings: Settings, prefix: str) -> int:
         for v in VIEWS
     )
     lo, hi = prefix_bounds(prefix)
-    with psycopg2.connect(settings.postgres_conninfo()) as conn, conn.cursor() as cur:
+    with connect(settings) as conn, conn.cursor() as cur:
         cur.execute(f"SELECT sum(n) FROM ({union}) AS t", {"lo": lo, "hi": hi})  # noqa: S608
         row = cur.fetchone()
     conn.close()
@@ -248,8 +289,8 @@ def wait_until(
 
 
 def delete_run_leftovers(settings: Settings) -> None:
-    """Delete the run's topics (events, dead letters, the app's changelog and internal ones)
-    and its users' online rows.
+    """Delete the run's topics (events, dead letters, the app's changelog and internal ones),
+    its users' online rows and its Postgres schema.
 
     The online rows matter: runs on one stack otherwise pile up in Redis, and the AOF rewrite
     Redis then forks grows with them (3 s of a core at 316 MB). On two cores shared with the
@@ -285,6 +326,7 @@ def delete_run_leftovers(settings: Settings) -> None:
             client.unlink(*batch)
     finally:
         client.close()
+    drop_schema(settings)
 
 
 def machine() -> dict[str, Any]:
