@@ -3,6 +3,10 @@
 Generic aggregates (count, sum, mean, distinct, mode) follow the catalog's `aggregate`, `column`
 and `value`; scores, ratios and 'latest' features have a named formula here, written from the
 catalog's definition text. `compile_view` turns a view into a list of (name, formula) once.
+
+mypyc compiles this module (stream/native.py). Every division goes through `ratio`: compiled,
+`int / int` converts both ints to doubles first, which rounds twice where Python rounds once,
+and the windows' nano-unit sums pass 2**53.
 """
 
 from __future__ import annotations
@@ -64,14 +68,21 @@ class Snapshot:
 Formula = Callable[[Snapshot], Any]
 
 
+def ratio(a: Any, b: Any) -> float:
+    """a / b as Python divides: typed Any, so that compiled it stays Python's division, which
+    rounds int / int once, exactly."""
+    quotient: float = a / b
+    return quotient
+
+
 def total(partial: Partial, measure: str) -> float:
     """The sum of a measure (0.0 when no event had it)."""
-    return partial.get(sum_key(measure), 0) / SCALE
+    return ratio(partial.get(sum_key(measure), 0), SCALE)
 
 
 def mean(partial: Partial, measure: str) -> float | None:
     count = partial.get(nn_key(measure), 0)
-    return partial.get(sum_key(measure), 0) / (count * SCALE) if count else None
+    return ratio(partial.get(sum_key(measure), 0), count * SCALE) if count else None
 
 
 def variance(partial: Partial, measure: str) -> float | None:
@@ -80,7 +91,7 @@ def variance(partial: Partial, measure: str) -> float | None:
     if not count:
         return None
     s = partial.get(sum_key(measure), 0)
-    return (count * partial.get(square_key(measure), 0) - s * s) / (count * count * SCALE * SCALE)
+    return ratio(count * partial.get(square_key(measure), 0) - s * s, count * count * SCALE * SCALE)
 
 
 def count_of(partial: Partial, column: str, value: str) -> int:
@@ -111,7 +122,7 @@ def _sum(spec: FeatureSpec) -> Formula:
     if spec.window is Window.ALL_TIME:  # friend_count: the running balance, never below zero
         return lambda s: max(0, s.friend_delta)
     w, key = WINDOW_INDEX[spec.window], sum_key(column)
-    return lambda s: s.windows[w].get(key, 0) / SCALE
+    return lambda s: ratio(s.windows[w].get(key, 0), SCALE)
 
 
 def _mean(spec: FeatureSpec) -> Formula:
@@ -170,7 +181,7 @@ def active_days_30d(s: Snapshot) -> int:
 
 
 def exercise_consistency(s: Snapshot) -> float:
-    return min(1.0, active_days_30d(s) / EXERCISE_TARGET_ACTIVE_DAYS_30D)
+    return min(1.0, ratio(active_days_30d(s), EXERCISE_TARGET_ACTIVE_DAYS_30D))
 
 
 def workout_variety(s: Snapshot) -> float | None:
@@ -178,7 +189,7 @@ def workout_variety(s: Snapshot) -> float | None:
     n = sum(counts)
     if n == 0:
         return None
-    entropy = -sum(c / n * math.log(c / n) for c in counts)
+    entropy = -sum(ratio(c, n) * math.log(ratio(c, n)) for c in counts)
     return entropy / math.log(EXERCISE_TYPES_COUNT)
 
 
@@ -190,17 +201,17 @@ def social_engagement(s: Snapshot) -> float:
 def avg_post_likes(s: Snapshot) -> float | None:
     w = s.windows[D30]
     posts = count_of(w, "action", "post")
-    return count_of(w, "action", "like_received") / posts if posts else None
+    return ratio(count_of(w, "action", "like_received"), posts) if posts else None
 
 
 def comment_rate(s: Snapshot) -> float:
-    return count_of(s.windows[D7], "action", "comment") / 7
+    return ratio(count_of(s.windows[D7], "action", "comment"), 7)
 
 
 def last_sync_hours_ago(s: Snapshot) -> float | None:
     if s.last_synced_us is None:
         return None
-    return (s.row_us - s.last_synced_us) / US_PER_HOUR
+    return ratio(s.row_us - s.last_synced_us, US_PER_HOUR)
 
 
 def data_completeness(s: Snapshot) -> float:

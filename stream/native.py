@@ -25,13 +25,11 @@ from typing import Any, Final
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 BUILD_DIR: Final = PACKAGE_DIR.parent / "build" / "native"
 STAMP: Final = BUILD_DIR / "SOURCES"
-# Compiled: the per-event path of the ingest (and of replay), pure code with no I/O. Not the
-# formulas (stream/features.py): mypyc divides two ints by converting both to doubles first,
-# which rounds twice where Python's int / int rounds once, and the windows' nano-unit sums and
-# squares are past 2**53, so a variance could differ in its last bit from the source's.
-COMPILED: Final = ("tiles", "derive", "state", "ingest")
+# Compiled: the per-event path of the ingest (and of replay), pure code with no I/O, the formulas
+# included. Those divide through `features.ratio`, which keeps Python's division compiled.
+COMPILED: Final = ("tiles", "derive", "state", "ingest", "features")
 # What the compiled code was type-checked against: a change here can change what it assumes.
-DEPENDS: Final = ("catalog", "events", "features", "settings")
+DEPENDS: Final = ("catalog", "events", "settings")
 # Set to 1 to run everything as Python (a profiler that wants Python frames, say).
 DISABLE_VARIABLE: Final = "AURORA_NATIVE_DISABLE"
 

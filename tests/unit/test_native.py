@@ -77,3 +77,14 @@ def test_the_compiled_modules_compute_what_the_source_does() -> None:
     assert compiled_at.startswith(str(native.BUILD_DIR)) and compiled_at.endswith(".so")
     assert source_at == str(native.PACKAGE_DIR / "state.py")
     assert compiled == source
+
+
+def test_compiled_division_rounds_once_as_python_does() -> None:
+    # Nano-unit sums pass 2**53, where an int has no double of its own: dividing the two
+    # doubles, as compiled int / int does, rounds the dividend first and can miss by a bit.
+    from stream.features import ratio
+
+    cases = [(2**53 + 1, 3), (2**61 + 12_345, 1_000_000_007), (9_007_199_254_740_993, 7)]
+    assert any(float(a) / float(b) != a / b for a, b in cases)
+    for a, b in cases:
+        assert ratio(a, b) == a / b
