@@ -134,7 +134,7 @@ def naive(settings: Settings, sample: int) -> dict[str, Any]:
 
 
 def run(
-    events_wanted: int, days: int, naive_sample: int, own_schema: bool = True
+    events_wanted: int, days: int, naive_sample: int, own_schema: bool = True, workers: int = 1
 ) -> dict[str, Any]:
     settings, prefix = fresh_settings(own_schema)
     ensure_topics(settings)
@@ -152,29 +152,42 @@ def run(
     print("consume-only ceiling (aiokafka, no processing) ...", flush=True)
     ceiling_s = asyncio.run(consume_only(settings, len(events)))
 
-    print("worker ...", flush=True)
+    print("worker ..." if workers == 1 else f"{workers} workers ...", flush=True)
     archived = ArchiveProgress(settings, prefix, distinct_valid)  # before the worker writes
     began = time.monotonic()
-    worker = start_worker(settings, "ingest")
+    # One metrics port each: the first keeps the configured one.
+    running = [
+        start_worker(
+            settings.model_copy(update={"worker_metrics_port": settings.worker_metrics_port + i})
+            if i and settings.worker_metrics_port
+            else settings,
+            "ingest" if workers == 1 else f"ingest-{i}",
+        )
+        for i in range(workers)
+    ]
     peak_rss = 0.0
     # From the first archived event (start-up, Feast's import and the rebalance, excluded).
-    meter = CpuMeter(worker.pid, service_pids(settings))
+    meter = CpuMeter([w.pid for w in running], service_pids(settings))
     try:
 
         def progress() -> int:
             nonlocal peak_rss
-            peak_rss = max(peak_rss, tree_rss_mib(worker.pid))
+            peak_rss = max(peak_rss, sum(tree_rss_mib(w.pid) for w in running))
+            for w in running:
+                if w.poll() is not None:
+                    raise RuntimeError(f"a worker exited ({w.returncode})")
             done = archived()
             if done:
                 meter.mark(done)
             return done
 
-        wait_until(progress, distinct_valid, 3600, "events archived", worker)
-        wait_until(lambda: offline_rows(settings, prefix), rows, 600, "rows offline", worker)
+        wait_until(progress, distinct_valid, 3600, "events archived")
+        wait_until(lambda: offline_rows(settings, prefix), rows, 600, "rows offline", running[0])
         worker_s = time.monotonic() - began
         cpu = meter.per_event(distinct_valid)
     finally:
-        stop_worker(worker)
+        for w in running:
+            stop_worker(w)
 
     print(f"naive per-event push on a sample of {naive_sample} ...", flush=True)
     naive_result = naive(settings, naive_sample)
@@ -190,6 +203,7 @@ def run(
             "rows": rows,
             "naive_sample": naive_sample,
             "postgres_schema": "own" if own_schema else settings.postgres_schema,
+            "workers": workers,
         },
         "produce_s": round(produce_s, 2),
         "ceiling": {"seconds": round(ceiling_s, 2), "events_per_s": round(ceiling_rate)},
@@ -219,8 +233,20 @@ def main() -> int:
         action="store_true",
         help="archive into the stack's schema, beside every earlier run's rows, not a new one",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="workers in the consumer group, each its own process (the target is for one)",
+    )
     args = parser.parse_args()
-    report = run(args.events, args.days, args.naive_sample, own_schema=not args.shared_schema)
+    report = run(
+        args.events,
+        args.days,
+        args.naive_sample,
+        own_schema=not args.shared_schema,
+        workers=args.workers,
+    )
     write_result(args.name, report)
     w, c, n, r = report["worker"], report["ceiling"], report["naive"], report["ratios"]
     print(

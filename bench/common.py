@@ -198,20 +198,23 @@ def service_pids(settings: Settings) -> dict[str, int]:
 
 
 class CpuMeter:
-    """CPU seconds per part of the pipeline between two marks: the worker's main process, its
-    writer process, and each local service (Postgres with all its backends, Redis, Kafka).
+    """CPU seconds per part of the pipeline between two marks: the workers' main processes, their
+    writer processes, and each local service (Postgres with all its backends, Redis, Kafka).
 
     CPU time, unlike a rate, hardly depends on what else the shared machine runs: CPU per event
     is the figure to compare between runs, and its sum says how many events 2 cores can carry.
     """
 
-    def __init__(self, worker_pid: int, services: dict[str, int]) -> None:
-        self.worker_pid, self.services = worker_pid, services
+    def __init__(self, worker_pids: list[int], services: dict[str, int]) -> None:
+        self.worker_pids, self.services = worker_pids, services
         self.start: tuple[float, int, dict[str, float]] | None = None
 
     def parts(self) -> dict[str, float]:
-        found = {"worker main": cpu_s(self.worker_pid, reaped=False)}
-        found["worker writer"] = sum(tree_cpu_s(c) for c in children(self.worker_pid))
+        # Summed over the workers when there are several.
+        found = {"worker main": sum(cpu_s(pid, reaped=False) for pid in self.worker_pids)}
+        found["worker writer"] = sum(
+            tree_cpu_s(c) for pid in self.worker_pids for c in children(pid)
+        )
         for name, pid in self.services.items():
             found[name] = tree_cpu_s(pid)
         return found
