@@ -12,12 +12,17 @@ from stream.settings import get_settings
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from stream.app import build_app
+    from stream.supervise import stop_with_supervisor, supervise
     from stream.topics import ensure_topics
 
     settings = get_settings()
     if args.loglevel is not None:
         settings = settings.model_copy(update={"worker_loglevel": args.loglevel})
     ensure_topics(settings)
+    level = settings.worker_loglevel
+    if settings.worker_processes > 1:
+        return supervise(settings, ["--loglevel", level, *args.faust_args])
+    stop_with_supervisor()
     app = build_app(settings)
     # Faust parses its own command line; hand it the worker command and our flags.
     # The CLI's own web flags win over the app's web_enabled: say it here too, or every worker
@@ -27,7 +32,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
         if settings.worker_web_port
         else ["--without-web"]
     )
-    level = settings.worker_loglevel
     sys.argv = [sys.argv[0], "worker", "--loglevel", level, *web, *args.faust_args]
     app.main()
     return 0
@@ -43,7 +47,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(commands: Any) -> None:
     worker = commands.add_parser(
         "worker",
-        help="run a Faust worker (several share the partitions of one consumer group)",
+        help="run a Faust worker, or AURORA_WORKER_PROCESSES of them (all share the partitions "
+        "of one consumer group)",
     )
     worker.add_argument(
         "--loglevel",

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
 
     # The Faust worker. Every worker with the same app id shares the partitions of one group.
     worker_app_id: str = "aurora-features"
+    # Workers `python -m stream worker` starts and supervises, one process (and core) each.
+    worker_processes: int = Field(default=1, ge=1)
     # The worker keeps user states in RAM and rebuilds them from the changelog topic on start.
     # Faust's RocksDB store refuses the batched writes the worker makes outside a single event
     # (measured: bench/store_choice.py), so memory:// is the only store offered.

@@ -368,3 +368,65 @@ def test_the_writer_process_exits_with_a_killed_worker(
     while any(pid_alive(w) for w in writers):
         assert time.monotonic() < deadline, f"writer {writers} outlived its worker"
         time.sleep(0.2)
+
+
+def worker_processes(supervisor: subprocess.Popen[bytes], want: int) -> list[int]:
+    """The supervisor's worker processes, once it has started `want` of them."""
+    deadline = time.monotonic() + 60
+    while len(found := children(supervisor.pid)) < want:
+        assert supervisor.poll() is None, f"the supervisor exited ({supervisor.returncode})"
+        assert time.monotonic() < deadline, f"{len(found)} of {want} worker processes started"
+        time.sleep(0.2)
+    return found
+
+
+def wait_gone(pids: list[int], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while alive := [p for p in pids if pid_alive(p)]:
+        if time.monotonic() > deadline:
+            for pid in alive:  # not left behind by a failing test
+                os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"worker processes {alive} still running after {timeout_s:.0f}s")
+        time.sleep(0.2)
+
+
+def test_two_worker_processes_under_one_command_equal_the_reference(
+    stream_settings: Settings,
+    start_worker: Worker,
+    feature_store: FeatureStore,
+    pg_conn: psycopg2.extensions.connection,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    supervisor = start_worker(stream_settings.model_copy(update={"worker_processes": 2}))
+    workers = worker_processes(supervisor, 2)
+    events = traffic(unique)
+    produce(stream_settings, events)
+    verify_all(stream_settings, feature_store, pg_conn, unique, events, tmp_path)
+    assert all(pid_alive(w) for w in workers)
+    # SIGTERM reaches the supervisor alone (its workers have sessions of their own).
+    os.killpg(supervisor.pid, signal.SIGTERM)
+    assert supervisor.wait(timeout=90) == 0
+    wait_gone(workers, 5)
+
+
+def test_a_worker_process_that_dies_stops_the_others(
+    stream_settings: Settings, start_worker: Worker
+) -> None:
+    supervisor = start_worker(stream_settings.model_copy(update={"worker_processes": 2}))
+    killed, other = worker_processes(supervisor, 2)
+    os.kill(killed, signal.SIGKILL)
+    # Its orchestrator must see the failure: the supervisor exits as the killed worker did.
+    assert supervisor.wait(timeout=90) == 128 + signal.SIGKILL
+    wait_gone([other], 5)
+
+
+def test_worker_processes_stop_when_their_supervisor_is_killed(
+    stream_settings: Settings, start_worker: Worker
+) -> None:
+    supervisor = start_worker(stream_settings.model_copy(update={"worker_processes": 2}))
+    workers = worker_processes(supervisor, 2)
+    os.kill(supervisor.pid, signal.SIGKILL)
+    supervisor.wait(timeout=10)
+    # Each notices within a second, then stops as SIGTERM stops it.
+    wait_gone(workers, 90)
