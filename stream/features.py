@@ -4,9 +4,9 @@ Generic aggregates (count, sum, mean, distinct, mode) follow the catalog's `aggr
 and `value`; scores, ratios and 'latest' features have a named formula here, written from the
 catalog's definition text. `compile_view` turns a view into a list of (name, formula) once.
 
-mypyc compiles this module (stream/native.py). Every division goes through `ratio`: compiled,
-`int / int` converts both ints to doubles first, which rounds twice where Python rounds once,
-and the windows' nano-unit sums pass 2**53.
+mypyc compiles this module (stream/native.py). Every division goes through `ratio` (a test
+holds it so): compiled, `int / int` converts both ints to doubles first, which rounds twice
+where Python rounds once, and the windows' nano-unit sums pass 2**53.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def sleep_consistency(s: Snapshot) -> float | None:
     v = variance(s.windows[D7], "bedtime_hours_from_noon")
     if v is None:
         return None
-    return max(0.0, 1 - math.sqrt(v) / BEDTIME_STD_FOR_ZERO_CONSISTENCY_H)
+    return max(0.0, 1 - ratio(math.sqrt(v), BEDTIME_STD_FOR_ZERO_CONSISTENCY_H))
 
 
 def sleep_debt(s: Snapshot) -> float | None:
@@ -190,12 +190,12 @@ def workout_variety(s: Snapshot) -> float | None:
     if n == 0:
         return None
     entropy = -sum(ratio(c, n) * math.log(ratio(c, n)) for c in counts)
-    return entropy / math.log(EXERCISE_TYPES_COUNT)
+    return ratio(entropy, math.log(EXERCISE_TYPES_COUNT))
 
 
 def social_engagement(s: Snapshot) -> float:
     weight = total(s.windows[D7], "engagement_weight")
-    return 1 - math.exp(-weight / SOCIAL_ENGAGEMENT_SCALE)
+    return 1 - math.exp(ratio(-weight, SOCIAL_ENGAGEMENT_SCALE))
 
 
 def avg_post_likes(s: Snapshot) -> float | None:
@@ -217,7 +217,7 @@ def last_sync_hours_ago(s: Snapshot) -> float | None:
 def data_completeness(s: Snapshot) -> float:
     w = s.windows[D7]
     synced = total(w, "synced")
-    return total(w, "metrics_present") / (3 * max(synced, SYNC_TARGET_DAYS_7D))
+    return ratio(total(w, "metrics_present"), 3 * max(synced, SYNC_TARGET_DAYS_7D))
 
 
 NAMED: Final[dict[str, Formula]] = {

@@ -88,3 +88,29 @@ def test_compiled_division_rounds_once_as_python_does() -> None:
     assert any(float(a) / float(b) != a / b for a, b in cases)
     for a, b in cases:
         assert ratio(a, b) == a / b
+
+
+def test_every_division_of_the_formulas_goes_through_ratio() -> None:
+    # A bare `/` between two ints would compile to the double division above, and a test can
+    # only catch that where the generated sums happen to pass 2**53.
+    import ast
+
+    tree = ast.parse((native.PACKAGE_DIR / "features.py").read_text())
+
+    def divisions(node: ast.AST) -> set[int]:
+        return {
+            n.lineno
+            for n in ast.walk(node)
+            if isinstance(n, ast.BinOp | ast.AugAssign) and isinstance(n.op, ast.Div)
+        }
+
+    allowed = set().union(
+        *(
+            divisions(f)
+            for f in ast.walk(tree)
+            if isinstance(f, ast.FunctionDef) and f.name == "ratio"
+        )
+    )
+    assert allowed, "ratio() itself divides"
+    bare = sorted(divisions(tree) - allowed)
+    assert bare == [], f"stream/features.py divides outside ratio() at lines {bare}"
