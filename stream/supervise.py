@@ -1,9 +1,9 @@
 """Several worker processes under one `python -m stream worker`: AURORA_WORKER_PROCESSES.
 
 A worker's event loop, which every event passes through, runs on one core. On 2 cores one worker
-kept 1.5 of them busy, and two workers in the group 1.8-1.9, with 15-19% more events a second
-(bench/README.md). Each process here is a whole worker of the consumer group, so they share the
-partitions exactly as workers on different machines do.
+kept 1.4-1.5 of them busy, and two workers in the group 1.8-1.9 (bench/README.md). Each process
+here is a whole worker of the consumer group, so they share the partitions exactly as workers
+on different machines do.
 
 The supervisor only starts them, passes SIGTERM and SIGINT on, and stops them all once one has
 ended. A worker that stops for good is a failure its orchestrator (systemd, Kubernetes) must
