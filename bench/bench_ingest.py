@@ -152,42 +152,29 @@ def run(
     print("consume-only ceiling (aiokafka, no processing) ...", flush=True)
     ceiling_s = asyncio.run(consume_only(settings, len(events)))
 
-    print("worker ..." if workers == 1 else f"{workers} workers ...", flush=True)
+    print("worker ..." if workers == 1 else f"worker, {workers} processes ...", flush=True)
     archived = ArchiveProgress(settings, prefix, distinct_valid)  # before the worker writes
     began = time.monotonic()
-    # One metrics port each: the first keeps the configured one.
-    running = [
-        start_worker(
-            settings.model_copy(update={"worker_metrics_port": settings.worker_metrics_port + i})
-            if i and settings.worker_metrics_port
-            else settings,
-            "ingest" if workers == 1 else f"ingest-{i}",
-        )
-        for i in range(workers)
-    ]
+    worker = start_worker(settings.model_copy(update={"worker_processes": workers}), "ingest")
     peak_rss = 0.0
     # From the first archived event (start-up, Feast's import and the rebalance, excluded).
-    meter = CpuMeter([w.pid for w in running], service_pids(settings))
+    meter = CpuMeter(worker.pid, service_pids(settings))
     try:
 
         def progress() -> int:
             nonlocal peak_rss
-            peak_rss = max(peak_rss, sum(tree_rss_mib(w.pid) for w in running))
-            for w in running:
-                if w.poll() is not None:
-                    raise RuntimeError(f"a worker exited ({w.returncode})")
+            peak_rss = max(peak_rss, tree_rss_mib(worker.pid))
             done = archived()
             if done:
                 meter.mark(done)
             return done
 
-        wait_until(progress, distinct_valid, 3600, "events archived")
-        wait_until(lambda: offline_rows(settings, prefix), rows, 600, "rows offline", running[0])
+        wait_until(progress, distinct_valid, 3600, "events archived", worker)
+        wait_until(lambda: offline_rows(settings, prefix), rows, 600, "rows offline", worker)
         worker_s = time.monotonic() - began
         cpu = meter.per_event(distinct_valid)
     finally:
-        for w in running:
-            stop_worker(w)
+        stop_worker(worker)
 
     print(f"naive per-event push on a sample of {naive_sample} ...", flush=True)
     naive_result = naive(settings, naive_sample)
@@ -237,7 +224,7 @@ def main() -> int:
         "--workers",
         type=int,
         default=1,
-        help="workers in the consumer group, each its own process (the target is for one)",
+        help="worker processes (AURORA_WORKER_PROCESSES), all in the group; the target is for one",
     )
     args = parser.parse_args()
     report = run(

@@ -197,24 +197,37 @@ def service_pids(settings: Settings) -> dict[str, int]:
     return pids
 
 
+def worker_mains(pid: int) -> list[int]:
+    """The processes running a worker's event loop: the worker itself, or, under
+    AURORA_WORKER_PROCESSES, the workers its supervisor started."""
+    supervised = []
+    for child in children(pid):
+        try:
+            if b"stream\x00worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                supervised.append(child)
+        except FileNotFoundError:
+            continue
+    return supervised or [pid]
+
+
 class CpuMeter:
-    """CPU seconds per part of the pipeline between two marks: the workers' main processes, their
-    writer processes, and each local service (Postgres with all its backends, Redis, Kafka).
+    """CPU seconds per part of the pipeline between two marks: the worker's main process (or
+    processes, with their supervisor), its writer process (or processes), and each local service
+    (Postgres with all its backends, Redis, Kafka).
 
     CPU time, unlike a rate, hardly depends on what else the shared machine runs: CPU per event
     is the figure to compare between runs, and its sum says how many events 2 cores can carry.
     """
 
-    def __init__(self, worker_pids: list[int], services: dict[str, int]) -> None:
-        self.worker_pids, self.services = worker_pids, services
+    def __init__(self, worker_pid: int, services: dict[str, int]) -> None:
+        self.worker_pid, self.services = worker_pid, services
         self.start: tuple[float, int, dict[str, float]] | None = None
 
     def parts(self) -> dict[str, float]:
-        # Summed over the workers when there are several.
-        found = {"worker main": sum(cpu_s(pid, reaped=False) for pid in self.worker_pids)}
-        found["worker writer"] = sum(
-            tree_cpu_s(c) for pid in self.worker_pids for c in children(pid)
-        )
+        mains = worker_mains(self.worker_pid)
+        loops = {*mains, self.worker_pid}
+        found = {"worker main": sum(cpu_s(pid, reaped=False) for pid in loops)}
+        found["worker writer"] = sum(tree_cpu_s(c) for pid in mains for c in children(pid))
         for name, pid in self.services.items():
             found[name] = tree_cpu_s(pid)
         return found
