@@ -11,7 +11,6 @@ from stream.settings import get_settings
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from stream.app import build_app
     from stream.supervise import stop_with_supervisor, supervise
     from stream.topics import ensure_topics
 
@@ -23,6 +22,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if settings.worker_processes > 1:
         return supervise(settings, ["--loglevel", level, *args.faust_args])
     stop_with_supervisor()
+    # Here, not above: the supervisor needs none of Faust.
+    from stream.app import build_app
+
     app = build_app(settings)
     # Faust parses its own command line; hand it the worker command and our flags.
     # The CLI's own web flags win over the app's web_enabled: say it here too, or every worker
