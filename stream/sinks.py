@@ -156,7 +156,7 @@ class ArchiveSink:
             # ingestor role does not have (migration 0004).
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS _archive_in (event_id uuid, user_id text, "
-                "event_type text, event_timestamp timestamptz, event jsonb, source_topic text, "
+                "event_type text, event_timestamp timestamptz, event json, source_topic text, "
                 "source_partition integer, source_offset bigint, too_late boolean) "
                 "ON COMMIT DELETE ROWS"
             )

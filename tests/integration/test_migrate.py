@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 
 from stream.migrate import MigrationError, load_migrations, migrate
 from stream.settings import Settings
@@ -69,3 +71,45 @@ def test_duplicate_versions_are_refused(tmp_path: Path) -> None:
     folder = _write(tmp_path / "m", {"0001_a.sql": "SELECT 1;", "0001_b.sql": "SELECT 2;"})
     with pytest.raises(MigrationError, match="share version 0001"):
         load_migrations(folder)
+
+
+def test_an_archive_made_before_0006_keeps_its_events_and_loses_the_user_index(
+    settings: Settings, pg_schema: str, pg_conn: psycopg2.extensions.connection
+) -> None:
+    """The packaged migrations upgrade a jsonb archive in place: every event stays, as JSON
+    text, and the archive's indexes are its key and event time only."""
+    conninfo = settings.postgres_conninfo()
+    packaged = load_migrations()
+    before = [m for m in packaged if m.version < 6]
+    assert migrate(conninfo, before, schema=pg_schema) == [m.version for m in before]
+    event = {"event_id": "0b6f7d1e-0000-4000-8000-000000000001", "payload": {"mood": 7}}
+    with pg_conn, pg_conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {}.raw_events (event_id, user_id, event_type, event_timestamp, event) "
+                "VALUES (%s, 'u1', 'activity', now(), %s::jsonb)"
+            ).format(sql.Identifier(pg_schema)),
+            (event["event_id"], json.dumps(event)),
+        )
+    assert migrate(conninfo, packaged, schema=pg_schema) == [
+        m.version for m in packaged if m.version >= 6
+    ]
+    with pg_conn.cursor() as cur:
+        cur.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'raw_events' "
+            "ORDER BY indexname",
+            (pg_schema,),
+        )
+        assert [r[0] for r in cur.fetchall()] == ["raw_events_pkey", "raw_events_time"]
+        cur.execute(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'raw_events' AND column_name = 'event'",
+            (pg_schema,),
+        )
+        assert cur.fetchone() == ("json",)
+        cur.execute(
+            sql.SQL("SELECT event::text FROM {}.raw_events").format(sql.Identifier(pg_schema))
+        )
+        (text,) = cur.fetchone() or ("",)
+    pg_conn.rollback()
+    assert json.loads(text) == event

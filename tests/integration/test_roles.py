@@ -93,7 +93,7 @@ def allowed(conn: psycopg2.extensions.connection, statement: str) -> bool:
 
 
 ROW = "('u1', now(), 1)"
-ARCHIVE_ROW = "(gen_random_uuid(), 'u1', 'activity', now(), '{}'::jsonb, 't', 0, 0, false, now())"
+ARCHIVE_ROW = "(gen_random_uuid(), 'u1', 'activity', now(), '{}'::json, 't', 0, 0, false, now())"
 
 
 def test_the_ingestor_appends_and_upserts_and_nothing_more(login: Login) -> None:
