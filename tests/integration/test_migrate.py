@@ -20,6 +20,21 @@ def _write(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
+def _columns(
+    conn: psycopg2.extensions.connection, schema: str, table: str
+) -> list[tuple[str, str]]:
+    """(name, data type) of each column of `table`, in order."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (schema, table),
+        )
+        columns: list[tuple[str, str]] = cur.fetchall()
+    conn.rollback()
+    return columns
+
+
 def test_applies_each_migration_once_in_order(
     tmp_path: Path, settings: Settings, pg_schema: str, pg_conn: psycopg2.extensions.connection
 ) -> None:
@@ -34,13 +49,7 @@ def test_applies_each_migration_once_in_order(
     conninfo = settings.postgres_conninfo()
     assert migrate(conninfo, load_migrations(folder), schema=pg_schema) == [1, 2]
     assert migrate(conninfo, load_migrations(folder), schema=pg_schema) == []
-    with pg_conn.cursor() as cur:
-        cur.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = 'things' ORDER BY ordinal_position",
-            (pg_schema,),
-        )
-        assert [r[0] for r in cur.fetchall()] == ["id", "size"]
+    assert [name for name, _ in _columns(pg_conn, pg_schema, "things")] == ["id", "size"]
 
 
 def test_refuses_a_migration_edited_after_it_was_applied(
@@ -102,14 +111,9 @@ def test_an_archive_made_before_0006_keeps_its_events_and_loses_the_user_index(
         )
         assert [r[0] for r in cur.fetchall()] == ["raw_events_pkey", "raw_events_time"]
         cur.execute(
-            "SELECT data_type FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = 'raw_events' AND column_name = 'event'",
-            (pg_schema,),
-        )
-        assert cur.fetchone() == ("json",)
-        cur.execute(
             sql.SQL("SELECT event::text FROM {}.raw_events").format(sql.Identifier(pg_schema))
         )
         (text,) = cur.fetchone() or ("",)
     pg_conn.rollback()
+    assert dict(_columns(pg_conn, pg_schema, "raw_events"))["event"] == "json"
     assert json.loads(text) == event
