@@ -14,12 +14,17 @@ process. The rows here are typed by the registered views themselves, so each fie
 made directly, and the offline table is built as Arrow columns. tests/integration/test_push.py
 holds both to what Feast's own conversion makes of the same rows.
 
+Where Feast's online store is Redis, even the protos are skipped: stream/redis_rows.py writes
+each row's hash exactly as Feast's Redis store does, older-row guard included, and the same
+test compares the stored bytes. Any other online store gets Feast's `online_write_batch`.
+
 A registry change does not reach a running worker: the catalog is code, so a changed view means
 a new deployment, which restarts the worker anyway.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -31,11 +36,14 @@ from feast.protos.feast.types.Value_pb2 import Value
 from feast.value_type import ValueType
 
 from stream.catalog import features_of
+from stream.redis_rows import UnsupportedError, rows_writer
 from stream.state import Row
 
 if TYPE_CHECKING:
     from feast import FeatureStore
     from feast.feature_view import FeatureView
+
+logger = logging.getLogger(__name__)
 
 # A feature row as Feast's online stores take it: entity key, values, event time, created time.
 OnlineRow = tuple[EntityKey, dict[str, Value], datetime, None]
@@ -145,6 +153,8 @@ class Pusher:
         self._views: dict[str, list[FeatureView]] = {}
         self._offline_columns: dict[str, list[str]] = {}
         self._precompute: dict[str, bool] = {}
+        # Per view: the direct Redis write (stream/redis_rows.py), or None for Feast's own.
+        self._direct: dict[str, Callable[[Sequence[Row]], int] | None] = {}
 
     def views(self, source: str) -> list[FeatureView]:
         views = self._views.get(source)
@@ -168,11 +178,25 @@ class Pusher:
         if not rows:
             return
         for fv in self.views(source):
-            self.provider.online_write_batch(
-                self.provider.repo_config, fv, online_rows(fv, rows), progress=None
-            )
+            direct = self.direct_writer(fv)
+            if direct is not None:
+                direct(rows)
+            else:
+                self.provider.online_write_batch(
+                    self.provider.repo_config, fv, online_rows(fv, rows), progress=None
+                )
             if self._precompute[fv.name]:
                 self.store._precompute_for_push(fv.name, frame(view_name, rows))
+
+    def direct_writer(self, fv: FeatureView) -> Callable[[Sequence[Row]], int] | None:
+        """The view's direct Redis write, or None where Feast's online store is another."""
+        if fv.name not in self._direct:
+            try:
+                self._direct[fv.name] = rows_writer(self.provider, fv, _join_key(fv))
+            except UnsupportedError as exc:
+                logger.info("%s: Feast's online write (%s)", fv.name, exc)
+                self._direct[fv.name] = None
+        return self._direct[fv.name]
 
     def offline(self, source: str, rows: Sequence[Row]) -> None:
         if not rows:

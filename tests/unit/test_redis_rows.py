@@ -1,0 +1,72 @@
+"""The direct Redis encodings make exactly the bytes protobuf makes of the same values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from feast.protos.feast.types.Value_pb2 import Value
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from stream.redis_rows import (
+    double_value,
+    int64_value,
+    string_value,
+    timestamp,
+    timestamp_nanos,
+    varint,
+)
+
+INTS = [0, 1, 127, 128, 300, 16_383, 16_384, 2**31, 2**63 - 1, -1, -128, -(2**63)]
+FLOATS = [0.0, -0.0, 1.0, -2.5, 0.1, 1e308, 5e-324, math.inf, -math.inf, 3]
+STRINGS = ["", "a", "é", "日本語", "🏃" * 40, "x" * 200]
+
+
+@pytest.mark.parametrize("value", INTS)
+def test_int64(value: int) -> None:
+    assert int64_value(value) == Value(int64_val=value).SerializeToString()
+
+
+@pytest.mark.parametrize("value", FLOATS)
+def test_double(value: float) -> None:
+    assert double_value(value) == Value(double_val=value).SerializeToString()
+
+
+@pytest.mark.parametrize("value", STRINGS)
+def test_string(value: str) -> None:
+    assert string_value(value) == Value(string_val=value).SerializeToString()
+
+
+def test_null_and_nan_are_an_unset_value() -> None:
+    unset = Value().SerializeToString()
+    assert int64_value(None) == double_value(None) == string_value(None) == unset
+    assert double_value(math.nan) == unset
+
+
+def test_an_int64_field_refuses_a_float_as_protobuf_does() -> None:
+    with pytest.raises(TypeError):
+        Value(int64_val=1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        int64_value(1.5)
+
+
+@pytest.mark.parametrize(
+    "row_us",
+    [0, 1, 999_999, 1_000_000, 1_764_000_000_000_000, 1_764_000_000_123_456, -1, -1_500_000],
+)
+def test_timestamp_both_ways(row_us: int) -> None:
+    seconds, micros = divmod(row_us, 1_000_000)
+    proto = Timestamp(seconds=seconds, nanos=micros * 1000).SerializeToString()
+    assert timestamp(row_us) == proto
+    assert timestamp_nanos(proto) == row_us * 1000
+
+
+def test_timestamp_nanos_reads_what_feast_stores() -> None:
+    stored = Timestamp(seconds=1_764_000_000, nanos=7).SerializeToString()
+    assert timestamp_nanos(stored) == 1_764_000_000_000_000_007
+    with pytest.raises(ValueError, match="not a Timestamp"):
+        timestamp_nanos(Value(string_val="x").SerializeToString())
+
+
+def test_varint_of_the_largest_number() -> None:
+    assert varint(2**64 - 1) == b"\xff" * 9 + b"\x01"
