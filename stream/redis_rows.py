@@ -15,6 +15,7 @@ rows, nulls, NaN, negative numbers and non-ASCII text included.
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -55,10 +56,9 @@ def varint(n: int) -> bytes:
 def int64_value(value: Any) -> bytes:
     if value is None:
         return _NULL
-    if not isinstance(value, int):
-        raise TypeError(f"an int64 feature needs an int, not {value!r}")
+    # operator.index takes what protobuf takes (ints, numpy's ints) and refuses a float.
     # A negative int64 is its 64-bit two's complement, ten bytes long.
-    return _INT64_TAG + varint(value & _MASK64)
+    return _INT64_TAG + varint(operator.index(value) & _MASK64)
 
 
 def double_value(value: Any) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from feast.protos.feast.types.Value_pb2 import Value
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -43,7 +44,9 @@ def test_null_and_nan_are_an_unset_value() -> None:
     assert double_value(math.nan) == unset
 
 
-def test_an_int64_field_refuses_a_float_as_protobuf_does() -> None:
+def test_an_int64_field_takes_what_protobuf_takes() -> None:
+    theirs = Value(int64_val=np.int64(-7))  # type: ignore[arg-type]  # protobuf takes it
+    assert int64_value(np.int64(-7)) == theirs.SerializeToString()
     with pytest.raises(TypeError):
         Value(int64_val=1.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
