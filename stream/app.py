@@ -438,7 +438,7 @@ def build_app(settings: Settings) -> faust.App:
         runtime.start_writer()
         if settings.worker_metrics_port:
             runtime.metrics.serve(settings.worker_metrics_port)
-        gcpolicy.settle()
+        gcpolicy.settle_on_clock()
 
     @app.timer(interval=LAG_EVERY_S)  # type: ignore[untyped-decorator]
     async def _watch() -> None:
