@@ -6,38 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CHILD = """
-import gc, weakref
-from stream import gcpolicy
-
-class Node:
-    pass
-
-def cycle():
-    a, b = Node(), Node()
-    a.other, b.other = b, a
-    return weakref.ref(a)
-
-held = [Node() for _ in range(1000)]
-gcpolicy.settle()
-print(gc.get_threshold() == gcpolicy.THRESHOLDS, gc.get_freeze_count() >= 1000)
-
-# A cycle made after set-up is freed by the collector's own passes, with no explicit collect:
-# a young collection comes after THRESHOLDS[0] more tracked objects are alive.
-gone = cycle()
-more = [Node() for _ in range(gcpolicy.THRESHOLDS[0] + 1)]
-print(gone() is None)
-"""
-
-
-def test_settle_freezes_the_set_up_heap_and_cycles_are_still_collected() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert result.stdout.split() == ["True", "True", "True"], result.stderr
-
-
-CLOCK_CHILD = """
+# What both children start with: a heap to freeze, and a way to make a cycle of garbage.
+PRELUDE = """
 import gc, threading, time, weakref
 from stream import gcpolicy
 
@@ -50,6 +20,38 @@ def cycle():
     return weakref.ref(a)
 
 held = [Node() for _ in range(1000)]
+"""
+
+
+def _run_child(code: str) -> subprocess.CompletedProcess[str]:
+    """`code`, run after PRELUDE in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-c", PRELUDE + code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+CHILD = """
+gcpolicy.settle()
+print(gc.get_threshold() == gcpolicy.THRESHOLDS, gc.get_freeze_count() >= 1000)
+
+# A cycle made after set-up is freed by the collector's own passes, with no explicit collect:
+# a young collection comes after THRESHOLDS[0] more tracked objects are alive.
+gone = cycle()
+more = [Node() for _ in range(gcpolicy.THRESHOLDS[0] + 1)]
+print(gone() is None)
+"""
+
+
+def test_settle_freezes_the_set_up_heap_and_cycles_are_still_collected() -> None:
+    result = _run_child(CHILD)
+    assert result.stdout.split() == ["True", "True", "True"], result.stderr
+
+
+CLOCK_CHILD = """
 stop = threading.Event()
 clock = gcpolicy.settle_on_clock(young_every_s=0.05, full_every_s=2.0, stop=stop)
 print(gcpolicy.settle_on_clock() is clock, not gc.isenabled(), gc.get_freeze_count() >= 1000)
@@ -86,7 +88,5 @@ print(gc.isenabled())
 
 
 def test_the_clock_collects_young_cycles_soon_and_old_ones_in_full_collections() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", CLOCK_CHILD], capture_output=True, text=True, timeout=120, check=True
-    )
+    result = _run_child(CLOCK_CHILD)
     assert result.stdout.split() == ["True"] * 9, (result.stdout, result.stderr)
