@@ -137,7 +137,7 @@ class Runtime:
 
     async def settle(self) -> None:
         """Backpressure: the consumer waits while the writer is this far behind."""
-        while self._queued_events > self.settings.worker_batch_max * 4:
+        while self._queued_events > self.settings.worker_queue_max:
             self._drained.clear()
             await self._drained.wait()
 

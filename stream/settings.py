@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     # A fetch, and so a batch, holds this many events at most. A batch is written as soon as the
     # writer is free; the batches taken while it writes are written together next.
     worker_batch_max: int = 2000
+    # Events taken and not yet written at most; past this the consumer waits (backpressure).
+    # A write's time varies from one flush to the next (Postgres, the other core's load): a
+    # queue of several fetches keeps the event loop busy through a slow one. 24,000 sustained
+    # a tenth more than 8,000 did (bench/README.md), for about 80 MB more at peak.
+    worker_queue_max: int = Field(default=24_000, ge=1)
     # Events stamped more than this ahead of the worker's clock go to the dead-letter topic.
     event_max_ahead_s: float = 86_400.0
     # How often idle users' rows are recomputed so windows decay with time.

@@ -285,7 +285,11 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
     produce(stream_settings, events[len(events) // 2 :])
-    start_worker()
+    # The new worker catches up through a queue a few fetches deep, so the consumer waits for
+    # the writer (backpressure) on nearly every batch it takes.
+    start_worker(
+        stream_settings.model_copy(update={"worker_batch_max": 50, "worker_queue_max": 120})
+    )
     verify_all(stream_settings, feature_store, pg_conn, unique, events, tmp_path)
 
 
