@@ -8,7 +8,6 @@ outside the windows. The names are the `column`s of stream/catalog.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -36,22 +35,48 @@ SYNC_METRICS: Final = ("heart_rate_avg", "steps", "active_calories")
 RESTORATIVE_SHARE_TARGET: Final = 0.45
 
 
-# Not frozen, like the other per-event records (Message, ArchiveRecord, Row): a frozen
-# dataclass's __init__ sets each field through object.__setattr__, four times the cost.
-@dataclass(slots=True)
 class Observation:
-    """What one event contributes. `ts_us` is the event time in microseconds since the epoch."""
+    """What one event contributes. `ts_us` is the event time in microseconds since the epoch.
 
-    event_type: EventType
-    user_id: str
-    event_id: str
-    ts_us: int
-    numbers: dict[str, int] = field(default_factory=dict)  # in units of 1/SCALE
-    categories: dict[str, str] = field(default_factory=dict)
-    friend_delta: int = 0
-    synced: bool = False
-    # What the event adds to a tile or window (stream.tiles): computed once, added four times.
-    deltas: Deltas = ()
+    A plain class, not a dataclass: mypyc compiles this `__init__` into the native
+    constructor, where a dataclass's is generated Python (one is built per event).
+    """
+
+    __slots__ = (
+        "categories",
+        "deltas",
+        "event_id",
+        "event_type",
+        "friend_delta",
+        "numbers",
+        "synced",
+        "ts_us",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        event_type: EventType,
+        user_id: str,
+        event_id: str,
+        ts_us: int,
+        numbers: dict[str, int],  # in units of 1/SCALE
+        categories: dict[str, str],
+        friend_delta: int = 0,
+        synced: bool = False,
+        # What the event adds to a tile or window (stream.tiles): computed once, added four
+        # times.
+        deltas: Deltas = (),
+    ) -> None:
+        self.event_type = event_type
+        self.user_id = user_id
+        self.event_id = event_id
+        self.ts_us = ts_us
+        self.numbers = numbers
+        self.categories = categories
+        self.friend_delta = friend_delta
+        self.synced = synced
+        self.deltas = deltas
 
 
 def parse_time(text: str) -> datetime:
@@ -73,14 +98,15 @@ def observe(event: Mapping[str, Any]) -> Observation:
     for name, category in categories.items():
         deltas.append((category_key(name, category), 1))
     return Observation(
-        event_type=event_type,
-        user_id=event["user_id"],
-        event_id=event["event_id"],
-        ts_us=instant_us(event["event_timestamp"]),
-        numbers=numbers,
-        categories=categories,
-        deltas=tuple(deltas),
-        **extra,
+        event_type,
+        event["user_id"],
+        event["event_id"],
+        instant_us(event["event_timestamp"]),
+        numbers,
+        categories,
+        extra.get("friend_delta", 0),
+        extra.get("synced", False),
+        tuple(deltas),
     )
 
 

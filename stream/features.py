@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from stream.catalog import (
@@ -51,18 +50,39 @@ WINDOW_INDEX: Final = {w: i for i, w in enumerate(WINDOWS)}
 H24, D7, D30 = range(3)
 
 
-# Not frozen: one is built per row, and a frozen dataclass's __init__ costs four times as much.
-@dataclass(slots=True)
 class Snapshot:
-    """What the formulas see at row time R: folded windows and the facts outside them."""
+    """What the formulas see at row time R: folded windows and the facts outside them.
 
-    windows: Sequence[Partial]  # indexed like WINDOWS
-    tiles: Mapping[int, Tile]
-    order: Sequence[int]  # the tiles' indices, ascending
-    row_tile: int
-    row_us: int
-    friend_delta: int
-    last_synced_us: int | None
+    A plain class, not a dataclass: mypyc compiles this `__init__` (one is built per row).
+    """
+
+    __slots__ = (
+        "friend_delta",
+        "last_synced_us",
+        "order",
+        "row_tile",
+        "row_us",
+        "tiles",
+        "windows",
+    )
+
+    def __init__(
+        self,
+        windows: Sequence[Partial],  # indexed like WINDOWS
+        tiles: Mapping[int, Tile],
+        order: Sequence[int],  # the tiles' indices, ascending
+        row_tile: int,
+        row_us: int,
+        friend_delta: int,
+        last_synced_us: int | None,
+    ) -> None:
+        self.windows = windows
+        self.tiles = tiles
+        self.order = order
+        self.row_tile = row_tile
+        self.row_us = row_us
+        self.friend_delta = friend_delta
+        self.last_synced_us = last_synced_us
 
 
 Formula = Callable[[Snapshot], Any]

@@ -21,7 +21,7 @@ from stream.events import Event, EventValidationError, decode, event_seconds
 from stream.state import Outcome, Row, UserState
 
 
-@dataclass(slots=True)  # not frozen: one per event (see stream.derive.Observation)
+@dataclass(slots=True)  # not frozen: one per event, and a frozen __init__ costs 4x
 class Message:
     """A Kafka message as the ingestor needs it."""
 

@@ -76,7 +76,7 @@ class Outcome(Enum):
     TOO_LATE = "too_late"
 
 
-@dataclass(slots=True)  # not frozen: one per event (see stream.derive.Observation)
+@dataclass(slots=True)  # not frozen: one per event, and a frozen __init__ costs 4x
 class Row:
     """One feature row of one view: what is pushed online and appended offline."""
 
