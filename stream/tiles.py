@@ -20,7 +20,6 @@ tile into or out of a window) are one pass over (key, delta) pairs.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -29,7 +28,8 @@ from stream.catalog import TILE, Window
 
 TILE_US: Final = int(TILE.total_seconds() * 1_000_000)
 # Measures are integers in units of 1/SCALE (see stream.derive); squares of big measures
-# outgrow the 64-bit integers of JSON (and orjson), so those are written as strings.
+# outgrow the 64-bit integers of JSON (and orjson), so those are written as strings. `decode`
+# reads either form: a fragment whose integers orjson takes is written without `encode`.
 _INT64: Final = 1 << 63
 
 Partial = dict[str, int]
@@ -172,23 +172,29 @@ def _decode_nested(data: dict[str, Any]) -> Partial:
     return partial
 
 
-@dataclass(slots=True)
 class Tile:
     """One hour of one user's events of one type: their partial aggregates and their ids.
 
     `encoded` caches the tile's changelog fragment: a state's record is rewritten whenever the
-    state changes, and most of its tiles have not.
+    state changes, and most of its tiles have not. A plain class, not a dataclass, so mypyc
+    compiles the constructor (a dataclass's `__init__` stays generated Python).
     """
 
-    partial: Partial = field(default_factory=dict)
-    ids: set[str] = field(default_factory=set)
-    encoded: bytes | None = None
+    __slots__ = ("encoded", "ids", "partial")
+
+    def __init__(self, partial: Partial | None = None, ids: set[str] | None = None) -> None:
+        self.partial: Partial = {} if partial is None else partial
+        self.ids: set[str] = set() if ids is None else ids
+        self.encoded: bytes | None = None
 
     def fragment(self, index: int) -> bytes:
         encoded = self.encoded
         if encoded is None:
-            encoded = self.encoded = b'"%d":%b' % (
-                index,
-                orjson.dumps([encode(self.partial), sorted(self.ids)]),
-            )
+            ids = sorted(self.ids)
+            try:
+                # Most partials fit JSON's 64-bit integers as they are: no copy to check them.
+                body = orjson.dumps([self.partial, ids])
+            except orjson.JSONEncodeError:
+                body = orjson.dumps([encode(self.partial), ids])
+            encoded = self.encoded = b'"%d":%b' % (index, body)
         return encoded
