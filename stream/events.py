@@ -188,6 +188,12 @@ def _real_instant(text: str) -> tuple[datetime, float]:
 
 def validate(event: Event) -> Event:
     """Check one event against its schema and the semantic rules; return it unchanged."""
+    return _validate(event, parsed=False)
+
+
+def _validate(event: Event, parsed: bool) -> Event:
+    # `parsed`: the event came from orjson.loads, which refuses NaN, Infinity and numbers that
+    # overflow a double, and never makes a Decimal: its numbers need no second look.
     if not isinstance(event, dict):
         raise EventValidationError(ROOT, "type", "must be a JSON object")
     if "event_type" not in event:
@@ -198,7 +204,8 @@ def validate(event: Event) -> Event:
     validator = _validators().get(event_type)
     if validator is None:
         raise EventValidationError("event_type", "enum", f"must be one of {list(EVENT_TYPES)}")
-    _check_numbers(event, event_type)
+    if not parsed:
+        _check_numbers(event, event_type)
     if not _meets_schema(event, event_type):
         try:
             validator(event)
@@ -223,7 +230,7 @@ def decode(raw: bytes) -> Event:
         raise EventValidationError(ROOT, "json", f"is not UTF-8 JSON: {exc}") from None
     if not isinstance(event, dict):
         raise EventValidationError(ROOT, "type", "must be a JSON object")
-    return validate(event)
+    return _validate(event, parsed=True)
 
 
 def encode(event: Event) -> bytes:
