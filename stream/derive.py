@@ -86,7 +86,7 @@ def parse_time(text: str) -> datetime:
 def observe(event: Mapping[str, Any]) -> Observation:
     """The observation of a validated event (see stream/events.py for what 'validated' means)."""
     event_type: EventType = event["event_type"]
-    measures, categories, extra = _DERIVE[event_type](event["payload"])
+    measures, categories, friend_delta, synced = _DERIVE[event_type](event["payload"])
     numbers = {name: round(value * SCALE) for name, value in measures.items()}
     deltas: list[tuple[str, int]] = [(EVENTS, 1)]
     for name, scaled in numbers.items():
@@ -104,13 +104,14 @@ def observe(event: Mapping[str, Any]) -> Observation:
         instant_us(event["event_timestamp"]),
         numbers,
         categories,
-        extra.get("friend_delta", 0),
-        extra.get("synced", False),
+        friend_delta,
+        synced,
         tuple(deltas),
     )
 
 
-Derived = tuple[dict[str, float], dict[str, str], dict[str, Any]]
+# Numeric measures, categorical measures, the change in friends, whether a sync succeeded.
+Derived = tuple[dict[str, float], dict[str, str], int, bool]
 
 
 def _activity(p: Mapping[str, Any]) -> Derived:
@@ -119,7 +120,7 @@ def _activity(p: Mapping[str, Any]) -> Derived:
         "energy_level": float(p["energy_level"]),
         "mood": float(p["mood"]),
     }
-    return numbers, {"activity_type": p["activity_type"]}, {}
+    return numbers, {"activity_type": p["activity_type"]}, 0, False
 
 
 def bedtime_hours_from_noon(sleep_start: str) -> float:
@@ -148,7 +149,7 @@ def _sleep(p: Mapping[str, Any]) -> Derived:
         "bedtime_hours_from_noon": bedtime_hours_from_noon(p["sleep_start"]),
         "session_quality": session_quality(p),
     }
-    return numbers, {}, {}
+    return numbers, {}, 0, False
 
 
 def _exercise(p: Mapping[str, Any]) -> Derived:
@@ -157,7 +158,7 @@ def _exercise(p: Mapping[str, Any]) -> Derived:
         "energy_after": float(p["energy_after"]),
     }
     categories = {"exercise_type": p["exercise_type"], "intensity": p["intensity"]}
-    return numbers, categories, {}
+    return numbers, categories, 0, False
 
 
 def _social(p: Mapping[str, Any]) -> Derived:
@@ -167,7 +168,7 @@ def _social(p: Mapping[str, Any]) -> Derived:
     if action in ("comment", "like_given") and p.get("target_user_id"):
         categories["target_user_id"] = "present"
     delta = {"friend_added": 1, "friend_removed": -1}.get(action, 0)
-    return {"engagement_weight": ENGAGEMENT_WEIGHTS[action]}, categories, {"friend_delta": delta}
+    return {"engagement_weight": ENGAGEMENT_WEIGHTS[action]}, categories, delta, False
 
 
 def _sync(p: Mapping[str, Any]) -> Derived:
@@ -181,7 +182,7 @@ def _sync(p: Mapping[str, Any]) -> Derived:
         numbers["metrics_present"] = float(len(present))
         for metric in present:
             numbers[metric] = float(p[metric])
-    return numbers, categories, {"synced": synced}
+    return numbers, categories, 0, synced
 
 
 _DERIVE: Final[dict[str, Callable[[Mapping[str, Any]], Derived]]] = {
