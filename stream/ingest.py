@@ -32,27 +32,20 @@ class Message:
     value: bytes
 
 
-@dataclass(slots=True)  # not frozen: one per event
-class ArchiveRecord:
-    """A valid event for the raw-event archive."""
-
-    event: Event
-    message: Message
-    too_late: bool
-
-
 # A raw_events row: event_id, user_id, event_type, event_timestamp, the event's JSON, source
 # topic, partition and offset, too_late (stream.sinks.ArchiveSink.COLUMNS).
 ArchiveRow = tuple[str, str, str, str, str, str, int, int, bool]
+TOO_LATE = 8  # the index of too_late in an ArchiveRow
 
 
-def archive_row(record: ArchiveRecord) -> ArchiveRow:
-    """The archive's row of a record, holding the event's JSON as it arrived.
+def archive_row(event: Event, message: Message, too_late: bool) -> ArchiveRow:
+    """The archive's row of a valid event, holding the event's JSON as it arrived.
 
     The message decoded, so it is UTF-8 JSON already: writing it as it is spares encoding the
-    event again here and decoding it in the writer process.
+    event again here and decoding it in the writer process. Made as the event is applied, so a
+    batch waiting to be written holds these flat tuples rather than the parsed event and its
+    message, which the garbage collector would walk again each time it runs.
     """
-    event, message = record.event, record.message
     text = message.value.decode() if message.value else orjson.dumps(event).decode()
     return (
         event["event_id"],
@@ -63,14 +56,14 @@ def archive_row(record: ArchiveRecord) -> ArchiveRow:
         message.topic,
         message.partition,
         message.offset,
-        record.too_late,
+        too_late,
     )
 
 
 @dataclass(slots=True)
 class BatchResult:
     rows: list[Row] = field(default_factory=list)
-    archive: list[ArchiveRecord] = field(default_factory=list)
+    archive: list[ArchiveRow] = field(default_factory=list)
     dead_letters: list[tuple[Message, bytes]] = field(default_factory=list)
     # (user_id, event_type) -> (partition, state) of the states this batch changed. The state
     # itself is held, not looked up later: a rebalance during the writes may drop it from the
@@ -160,17 +153,18 @@ class Ingestor:
                 result.dead_letters.append((message, dead_letter(message, exc)))
                 result.counts["invalid"] += 1
                 continue
-            self._apply(event, message, result)
+            self._apply(event, message, result, True)
         return result
 
     def process_valid(self, items: Iterable[tuple[Event, Message]]) -> BatchResult:
-        """Events validated before (the raw-event archive holds only those): no decoding."""
+        """Events validated and archived before (replay reads the archive): no decoding, and no
+        archive rows made again."""
         result = BatchResult()
         for event, message in items:
-            self._apply(event, message, result)
+            self._apply(event, message, result, False)
         return result
 
-    def _apply(self, event: Event, message: Message, result: BatchResult) -> None:
+    def _apply(self, event: Event, message: Message, result: BatchResult, archive: bool) -> None:
         user_id: str = event["user_id"]
         event_type: str = event["event_type"]
         state = self.load_state(user_id, event_type)
@@ -178,7 +172,8 @@ class Ingestor:
         result.counts[outcome.value] += 1
         if outcome is Outcome.DUPLICATE:
             return
-        result.archive.append(ArchiveRecord(event, message, outcome is Outcome.TOO_LATE))
+        if archive:
+            result.archive.append(archive_row(event, message, outcome is Outcome.TOO_LATE))
         if row is not None:
             result.rows.append(row)
             result.dirty[(user_id, event_type)] = (message.partition, state)

@@ -45,7 +45,7 @@ from stream import gcpolicy
 from stream.catalog import EVENT_TYPES, TILE, VIEWS, Window, view
 from stream.derive import parse_time
 from stream.events import Event, EventValidationError, decode, to_us
-from stream.ingest import BatchResult, Ingestor, Message, latest_per_user
+from stream.ingest import Ingestor, Message, latest_per_user
 from stream.settings import Settings
 from stream.state import Row
 from stream.writer import exit_with_parent, pack, spawn_one, unpack
@@ -508,15 +508,17 @@ def replay(
                 progress = Progress(stats.total, progress_out)
                 if resume_at:
                     progress_out.write(f"resuming after {resume_at:,} events (checkpoint)\n")
-            result: BatchResult = ingestor.process_valid(chunk)
             first = seen
             seen += len(chunk)
-            report.applied += result.counts["applied"]
-            report.duplicates += result.counts["duplicate"]
+            # Rows of the part before the checkpoint were written by the interrupted run: that
+            # part is applied on its own, its rows dropped.
+            skip = min(len(chunk), max(0, resume_at - first))
+            results = [ingestor.process_valid(chunk[:skip]), ingestor.process_valid(chunk[skip:])]
+            for result in results:
+                report.applied += result.counts["applied"]
+                report.duplicates += result.counts["duplicate"]
             if seen > resume_at:
-                # Rows of the part before the checkpoint were written by the interrupted run.
-                skip = max(0, resume_at - first)
-                writer.write(_rows_after(result, chunk, skip, span), seen)
+                writer.write([r for r in results[1].rows if span.covers(r.row_us)], seen)
             progress.update(len(chunk))
             if stop_after_chunks is not None and number >= stop_after_chunks:
                 raise KeyboardInterrupt  # tests: an interruption at a known point
@@ -543,21 +545,6 @@ def replay(
     checkpoint.remove()
     report.seconds = time.monotonic() - began
     return report
-
-
-def _rows_after(result: BatchResult, chunk: Chunk, skip: int, span: ReplayRange) -> list[Row]:
-    """The chunk's rows in the range, leaving out those of its first `skip` events."""
-    rows = [r for r in result.rows if span.covers(r.row_us)]
-    if not skip:
-        return rows
-    # Each applied event gives one row, in order; find where event number `skip` starts.
-    skipped_ids = {event["event_id"] for event, _ in chunk[:skip]}
-    keep_from = sum(
-        1
-        for record in result.archive
-        if not record.too_late and record.event["event_id"] in skipped_ids
-    )
-    return [r for r in result.rows[keep_from:] if span.covers(r.row_us)]
 
 
 def default_range(now: datetime | None = None) -> ReplayRange:

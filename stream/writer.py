@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from stream import gcpolicy
-from stream.ingest import ArchiveRecord, ArchiveRow, archive_row
+from stream.ingest import ArchiveRow
 from stream.settings import Settings
 from stream.state import Row
 
@@ -113,14 +113,14 @@ def warm_up() -> None:
     _open()
 
 
-def pack(archive: Sequence[ArchiveRecord], rows: Sequence[Row]) -> bytes:
+def pack(archive: Sequence[ArchiveRow], rows: Sequence[Row]) -> bytes:
     """A flush as the bytes the writer process receives.
 
-    orjson, not pickle: multiprocessing pickled each Row and ArchiveRecord dataclass through
-    Python code on the worker's GIL (its queue feeder thread took a seventh of the samples).
+    orjson, not pickle: multiprocessing pickled each Row dataclass through Python code on the
+    worker's GIL (its queue feeder thread took a seventh of the samples).
     """
     # orjson writes the rows, slotted dataclasses, natively.
-    return orjson.dumps([rows, [archive_row(r) for r in archive]])
+    return orjson.dumps([rows, archive])
 
 
 def unpack(payload: bytes) -> tuple[list[ArchiveRow], list[Row]]:

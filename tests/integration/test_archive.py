@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from stream.generator import GeneratorConfig, generate
-from stream.ingest import ArchiveRecord, ArchiveRow, Message, archive_row
+from stream.ingest import ArchiveRow, Message, archive_row
 from stream.settings import Settings
 from stream.sinks import ArchiveSink
 
@@ -40,7 +40,7 @@ def rows(unique: str) -> Callable[[int], list[ArchiveRow]]:
             g = next(events)
             assert g.event is not None
             message = Message(f"aurora.{g.event_type}", 0, offset, g.key, g.raw)
-            made.append(archive_row(ArchiveRecord(g.event, message, too_late=False)))
+            made.append(archive_row(g.event, message, too_late=False))
         return made
 
     return make
