@@ -16,9 +16,9 @@ order give the same rows. Rules, which the reference computation in the tests fo
 Durable form: a state is several changelog records, not one. The head (`type|user`) holds the
 clocks; each day of tiles is a chunk (`type@<day>|user`). An event rewrites the head and its
 day's chunk, not every tile the state holds: over 30 days, a chunk is about a thirtieth of the
-state. A day that leaves the 30-day window gets a tombstone. `changes()` returns the records of
-what changed since it was last called; the worker keeps them in one Kafka record batch, so a
-state is restored as of one flush, never part old and part new.
+state. A day with a record gets a tombstone once it has wholly left the 30-day window.
+`changes()` returns the records of what changed since it was last called; the worker keeps them
+in one Kafka record batch, so a state is restored as of one flush, never part old and part new.
 """
 
 from __future__ import annotations
@@ -109,6 +109,9 @@ class UserState:
     # None while there are none (most states are idle, and an empty set is 216 bytes).
     changed: set[int] | None = None
     dropped: set[int] | None = None
+    # The day the window has left only partly: its record keeps the tiles evicted from it
+    # (restore skips them) until the window leaves the whole day.
+    partly_out: int | None = None
 
     def changes(self) -> list[Record]:
         """The records that make the changelog hold this state: the head, changed chunks,
@@ -180,6 +183,8 @@ class UserState:
                 raw = record(chunk_key(state.user_id, state.event_type, chunk))
                 if raw is None:
                     continue
+                if chunk == first // CHUNK_TILES:
+                    state.partly_out = chunk
                 for i, (partial, ids) in orjson.loads(raw).items():
                     index = int(i)
                     # A chunk the window left only partly still holds its evicted tiles.
@@ -227,10 +232,8 @@ class UserState:
             self.last_synced_us = obs.ts_us
         if newest_us is None or obs.ts_us > newest_us:
             self.newest_us = obs.ts_us
-            if newest_us is None:
-                self._evict(tile_index, None)
-            elif tile_index > newest_us // TILE_US:
-                self._evict(tile_index, newest_us // TILE_US)
+            if newest_us is None or tile_index > newest_us // TILE_US:
+                self._evict(tile_index)
         return Outcome.APPLIED, self._row(row_us)
 
     def row_at(self, now_us: int) -> Row | None:
@@ -256,29 +259,36 @@ class UserState:
         self.last_row_us = row_us
         return row_us
 
-    def _evict(self, newest_tile: int, previous_tile: int | None) -> None:
+    def _evict(self, newest_tile: int) -> None:
         order = self.order
         first = first_tile(RETAINED_TILES, newest_tile)
         gone = bisect_left(order, first)
+        boundary = first // CHUNK_TILES  # the oldest day still in the window, wholly or partly
+        partly = self.partly_out
+        if not gone and (partly is None or partly == boundary):
+            return
+        # The days that had a record and are wholly out of the window now: their records go.
+        # Only those: a user seen for three days sends no tombstones for the 27 days before.
+        left: set[int] = set()
         if gone:
             tiles = self.tiles
             for index in order[:gone]:
                 del tiles[index]
+                left.add(index // CHUNK_TILES)
             del order[:gone]
-        if previous_tile is not None:
-            # The days wholly out of the window now that were in it before: their records go.
-            # (A day partly out keeps its record, evicted tiles and all: restore skips them.)
-            left = range(
-                first_tile(RETAINED_TILES, previous_tile) // CHUNK_TILES,
-                min(first // CHUNK_TILES, previous_tile // CHUNK_TILES + 1),
-            )
-            if left:
-                dropped = self.dropped
-                if dropped is None:
-                    dropped = self.dropped = set()
-                dropped.update(left)
-                if self.changed is not None:
-                    self.changed.difference_update(left)
+        if partly is not None:
+            left.add(partly)
+        self.partly_out = None
+        if boundary in left:
+            left.discard(boundary)
+            self.partly_out = boundary
+        if left:
+            dropped = self.dropped
+            if dropped is None:
+                dropped = self.dropped = set()
+            dropped.update(left)
+            if self.changed is not None:
+                self.changed.difference_update(left)
 
     def _between(self, first: int, last: int) -> list[int]:
         """Indices of the tiles held in [first, last]."""
