@@ -83,8 +83,10 @@ class Settings(BaseSettings):
     # (measured: bench/store_choice.py), so memory:// is the only store offered.
     worker_store: Literal["memory://"] = "memory://"
     # A fetch, and so a batch, holds this many events at most. A batch is written as soon as the
-    # writer is free; the batches taken while it writes are written together next.
-    worker_batch_max: int = 2000
+    # writer is free; the batches taken while it writes are written together next. Each fetch
+    # costs a hand-off from the consumer thread and a batch's bookkeeping: 5,000 sustained about
+    # 4% more than 2,000 did, and 10,000 no more than 5,000 (bench/README.md).
+    worker_batch_max: int = 5000
     # Events taken and not yet written at most; past this the consumer waits (backpressure).
     # A write's time varies from one flush to the next (Postgres, the other core's load): a
     # queue of several fetches keeps the event loop busy through a slow one. 24,000 sustained
