@@ -35,7 +35,6 @@ class Message:
 # A raw_events row: event_id, user_id, event_type, event_timestamp, the event's JSON, source
 # topic, partition and offset, too_late (stream.sinks.ArchiveSink.COLUMNS).
 ArchiveRow = tuple[str, str, str, str, str, str, int, int, bool]
-TOO_LATE = 8  # the index of too_late in an ArchiveRow
 
 
 def archive_row(event: Event, message: Message, too_late: bool) -> ArchiveRow:
