@@ -152,7 +152,7 @@ class Ingestor:
                 result.dead_letters.append((message, dead_letter(message, exc)))
                 result.counts["invalid"] += 1
                 continue
-            self._apply(event, message, result, True)
+            self._apply(event, message, result, archive=True)
         return result
 
     def process_valid(self, items: Iterable[tuple[Event, Message]]) -> BatchResult:
@@ -160,7 +160,7 @@ class Ingestor:
         archive rows made again."""
         result = BatchResult()
         for event, message in items:
-            self._apply(event, message, result, False)
+            self._apply(event, message, result, archive=False)
         return result
 
     def _apply(self, event: Event, message: Message, result: BatchResult, archive: bool) -> None:

@@ -179,11 +179,12 @@ class UserState:
         elif state.newest_us is not None:
             newest = state.newest_us // TILE_US
             first = first_tile(RETAINED_TILES, newest)
-            for chunk in range(first // CHUNK_TILES, newest // CHUNK_TILES + 1):
+            oldest = first // CHUNK_TILES
+            for chunk in range(oldest, newest // CHUNK_TILES + 1):
                 raw = record(chunk_key(state.user_id, state.event_type, chunk))
                 if raw is None:
                     continue
-                if chunk == first // CHUNK_TILES:
+                if chunk == oldest:
                     state.partly_out = chunk
                 for i, (partial, ids) in orjson.loads(raw).items():
                     index = int(i)
@@ -278,10 +279,8 @@ class UserState:
             del order[:gone]
         if partly is not None:
             left.add(partly)
-        self.partly_out = None
-        if boundary in left:
-            left.discard(boundary)
-            self.partly_out = boundary
+        self.partly_out = boundary if boundary in left else None
+        left.discard(boundary)
         if left:
             dropped = self.dropped
             if dropped is None:
