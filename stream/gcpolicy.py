@@ -16,12 +16,14 @@ permanent generation (`gc.freeze`), which no collection walks again; and collect
 generation less often. Objects freed by reference counting (nearly all of them, the user
 states included: they hold no cycles) are freed as before.
 
-The worker's main process goes further and collects on a clock (`settle_on_clock`). Counted in
-allocations, its young collections came every 2,400 events or so, and each walked every object
-of the batches in flight, about 100,000: in a 600k-event run, 243 of them took 1.0-1.1 s, with
-0.6 s of middle and 0.8 s of full collections on top. Every 2 s instead, young and middle
-together: 37 collections, 1.0 s, and no full one but the set-up's (bench/README.md, "Rows
-straight to Redis; the collector on a clock").
+The worker's main process goes further: it collects only on a clock (`settle_on_clock`), a
+full collection every FULL_EVERY_S and nothing in between. Its young collections found almost
+nothing to free (0-7 objects each in a 600k-event run) but walked every object made since the
+last one: the new tiles and states, which live on, and the batches in flight. Counted in
+allocations they came every 2,400 events; every 2 s instead they still took 70-240 ms each, a
+twentieth of the main thread (bench/README.md, "Rows straight to Redis; the collector on a
+clock" and "No young collections in the worker"). A long-lived object is walked by the full
+collections either way.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-import time
 from typing import Final
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,8 @@ logger = logging.getLogger(__name__)
 # 1.7 s (bench/README.md, "The archive as it arrived"). 100,000 young objects are a few MB.
 THRESHOLDS: Final = (100_000, 20, 100)
 
-# The clock of the worker's main process: young and middle generations every YOUNG_EVERY_S,
-# everything every FULL_EVERY_S (what cycles the others missed, among the long-lived objects).
-YOUNG_EVERY_S: Final = 2.0
+# The clock of the worker's main process: a full collection every FULL_EVERY_S, which frees
+# the cycles made since the last (the objects in cycles here are few: the states hold none).
 FULL_EVERY_S: Final = 600.0
 
 _clock: threading.Thread | None = None
@@ -58,11 +58,10 @@ def settle() -> None:
 
 
 def settle_on_clock(
-    young_every_s: float = YOUNG_EVERY_S,
     full_every_s: float = FULL_EVERY_S,
     stop: threading.Event | None = None,
 ) -> threading.Thread:
-    """`settle`, then collect on a clock instead of on allocation counts.
+    """`settle`, then collect only on a clock, not on allocation counts.
 
     A thread, not the event loop, keeps the clock: a collection runs at a bytecode boundary as
     an automatic one does, and still runs while the loop is busy or stuck. Once per process;
@@ -76,18 +75,13 @@ def settle_on_clock(
     halt = stop or threading.Event()
 
     def run() -> None:
-        last_full = time.monotonic()
         try:
-            while not halt.wait(young_every_s):
-                if time.monotonic() - last_full >= full_every_s:
-                    gc.collect()
-                    last_full = time.monotonic()
-                else:
-                    gc.collect(1)
+            while not halt.wait(full_every_s):
+                gc.collect()
         finally:
             gc.enable()
 
     _clock = threading.Thread(target=run, name="gc-clock", daemon=True)
     _clock.start()
-    logger.debug("garbage collector: on a clock, every %.1f s", young_every_s)
+    logger.debug("garbage collector: on a clock, every %.0f s", full_every_s)
     return _clock
