@@ -25,7 +25,6 @@ a new deployment, which restarts the worker anyway.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -156,25 +155,15 @@ class Pusher:
         self._precompute: dict[str, bool] = {}
         # Per view: the direct Redis write (stream/redis_rows.py), or None for Feast's own.
         self._direct: dict[str, Callable[[Sequence[Row]], int] | None] = {}
-        # The writer process pushes online and offline from two threads (stream/writer.py):
-        # each lookup above is made once, by one of them, the registry read by one at a time.
-        self._lookup = threading.Lock()
 
     def views(self, source: str) -> list[FeatureView]:
-        views = self._views.get(source)
-        if views is None:
-            with self._lookup:
-                return self._views_of(source)
-        return views
-
-    def _views_of(self, source: str) -> list[FeatureView]:
         views = self._views.get(source)
         if views is None:
             try:
                 found = self.store._fvs_for_push_source_or_raise(source, allow_cache=True)
             except Exception as exc:  # Feast raises its own not-found type
                 raise PushSourceError(f"push source {source!r}: {exc}") from exc
-            views = sorted(found, key=lambda v: v.name)  # type: ignore[arg-type]
+            views = self._views[source] = sorted(found, key=lambda v: v.name)  # type: ignore[arg-type]
             services = self.store.registry.list_feature_services(self.store.project)
             for fv in views:
                 self._precompute[fv.name] = any(
@@ -182,8 +171,6 @@ class Pusher:
                     and any(p.name == fv.name for p in s.feature_view_projections)
                     for s in services
                 )
-            # Last: the other thread reads the views without the lock once they are here.
-            self._views[source] = views
         return views
 
     def online(self, source: str, view_name: str, rows: Sequence[Row]) -> None:
@@ -204,12 +191,11 @@ class Pusher:
     def direct_writer(self, fv: FeatureView) -> Callable[[Sequence[Row]], int] | None:
         """The view's direct Redis write, or None where Feast's online store is another."""
         if fv.name not in self._direct:
-            with self._lookup:
-                try:
-                    self._direct[fv.name] = rows_writer(self.provider, fv, _join_key(fv))
-                except UnsupportedError as exc:
-                    logger.info("%s: Feast's online write (%s)", fv.name, exc)
-                    self._direct[fv.name] = None
+            try:
+                self._direct[fv.name] = rows_writer(self.provider, fv, _join_key(fv))
+            except UnsupportedError as exc:
+                logger.info("%s: Feast's online write (%s)", fv.name, exc)
+                self._direct[fv.name] = None
         return self._direct[fv.name]
 
     def offline(self, source: str, rows: Sequence[Row]) -> None:
@@ -221,13 +207,6 @@ class Pusher:
 
     def _columns_of(self, fv: FeatureView) -> list[str]:
         """The batch source's columns, in its order, once we know the view has exactly them."""
-        columns = self._offline_columns.get(fv.name)
-        if columns is None:
-            with self._lookup:
-                return self._find_columns(fv)
-        return columns
-
-    def _find_columns(self, fv: FeatureView) -> list[str]:
         columns = self._offline_columns.get(fv.name)
         if columns is None:
             if fv.batch_source is None:

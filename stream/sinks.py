@@ -87,16 +87,11 @@ class FeatureSink:
         self.pusher = Pusher(store)
 
     def write(self, rows: list[Row]) -> None:
+        grouped = by_view(rows)
         # Online first: it is what models read now; the history can follow a moment later.
-        self.online(rows)
-        self.offline(rows)
-
-    def online(self, rows: list[Row]) -> None:
-        for view_name, view_rows in by_view(rows).items():
+        for view_name, view_rows in grouped.items():
             self.pusher.online(view(view_name).push_source, view_name, latest_per_user(view_rows))
-
-    def offline(self, rows: list[Row]) -> None:
-        for view_name, view_rows in by_view(rows).items():
+        for view_name, view_rows in grouped.items():
             self.pusher.offline(view(view_name).push_source, view_rows)
 
 

@@ -4,10 +4,8 @@ The event loop (consuming, aggregating, the changelog) and the writes (Feast's r
 Redis, Postgres) each keep a core busy; in one process they would take turns on the GIL. So the
 worker hands each flush to one writer process, which holds the sinks and retries while Redis or
 Postgres is away. One process, not several: each user's rows then reach the stores in row-time
-order, a flush written whole before the next begins. Within a flush, the online push, the
-offline push and the archive go at once, from three threads. A failure that retries cannot
-cure is raised to the worker, which stops before Faust can commit the offsets of unwritten
-events.
+order. A failure that retries cannot cure is raised to the worker, which stops before Faust can
+commit the offsets of unwritten events.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent import futures
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +42,6 @@ LEVELS = {
 
 _settings: Settings | None = None
 _sinks: tuple[ArchiveSink, FeatureSink] | None = None
-_threads_pool: futures.ThreadPoolExecutor | None = None
 
 
 def start(settings: Settings) -> ProcessPoolExecutor:
@@ -113,14 +109,6 @@ def _open() -> tuple[ArchiveSink, FeatureSink]:
     return _sinks
 
 
-def _threads() -> futures.ThreadPoolExecutor:
-    """The writer process's other two threads: the offline push and the archive's COPY."""
-    global _threads_pool
-    if _threads_pool is None:
-        _threads_pool = futures.ThreadPoolExecutor(2, thread_name_prefix="postgres-writes")
-    return _threads_pool
-
-
 def warm_up() -> None:
     _open()
 
@@ -141,43 +129,26 @@ def unpack(payload: bytes) -> tuple[list[ArchiveRow], list[Row]]:
 
 
 def write(payload: bytes) -> tuple[int, dict[str, int]]:
-    """The rows online, offline and the raw events to the archive, all three at once; retried.
+    """The rows through the push sources, then the raw events to the archive; both retried.
 
-    Online is written from this thread, the history and the archive each from another
-    (`_threads`): one after another, the writer spent most of a flush waiting, on Redis, then
-    on Postgres twice, and no store needs another's rows first. All three are written before
-    this returns, so nothing is acknowledged before all of it is. Returns how many attempts
-    were retried and the newest row time written per view (the freshness metric).
+    Online goes first because it is what freshness measures; nothing is acknowledged before
+    all of it is written, so the order costs no safety. Returns how many attempts were retried
+    and the newest row time written per view (the freshness metric).
     """
     from stream.sinks import with_retry
 
     archive, rows = unpack(payload)
+    retries = 0
+
+    def count() -> None:
+        nonlocal retries
+        retries += 1
+
     archive_sink, feature_sink = _open()
-    retries = [0, 0, 0]  # online, offline, archive: each counted by its own thread
-
-    def counter(which: int) -> Callable[[], None]:
-        def count() -> None:
-            retries[which] += 1
-
-        return count
-
-    threads = _threads()
-    offline = threads.submit(
-        with_retry, lambda: feature_sink.offline(rows), "offline push", on_retry=counter(1)
-    )
-    archived = threads.submit(
-        with_retry, lambda: archive_sink.write(archive), "archive write", on_retry=counter(2)
-    )
-    try:
-        with_retry(lambda: feature_sink.online(rows), "online push", on_retry=counter(0))
-    finally:
-        # A flush is done, written or failed, only when all of it is: none of it is still
-        # being written when the worker acts on the outcome.
-        futures.wait([offline, archived])
-    offline.result()
-    archived.result()
+    with_retry(lambda: feature_sink.write(rows), "feature push", on_retry=count)
+    with_retry(lambda: archive_sink.write(archive), "archive write", on_retry=count)
     newest: dict[str, int] = {}
     for row in rows:
         if row.row_us > newest.get(row.view, 0):
             newest[row.view] = row.row_us
-    return sum(retries), newest
+    return retries, newest
