@@ -1,0 +1,118 @@
+"""The writer process against the real stores: a flush's rows online and offline and its raw
+events archived, and a flush that fails reported only once every part of it has finished."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import psycopg2
+import pytest
+from feast import FeatureStore
+
+from stream import writer
+from stream.catalog import EVENT_TYPES, features_of, view
+from stream.generator import GeneratorConfig, generate
+from stream.ingest import ArchiveRow, Ingestor, Message, latest_per_user
+from stream.settings import Settings
+from stream.sinks import by_view
+from stream.state import Row
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture(scope="module")
+def writer_process(feast_settings: Settings) -> Iterator[ProcessPoolExecutor]:
+    pool = writer.start(feast_settings)
+    yield pool
+    pool.shutdown()
+
+
+def _flush(unique: str) -> tuple[list[ArchiveRow], list[Row]]:
+    """A flush of generated events of users of this test: its archive rows and feature rows."""
+    seed = int(unique[1:9], 16)
+    start = NOW - timedelta(days=2)
+    config = GeneratorConfig(users=4, days=2, seed=seed, start=start, user_prefix=unique)
+    ingestor, _ = Ingestor.in_memory({t: t for t in EVENT_TYPES})
+    messages = [
+        Message(g.event_type or "activity", 0, i, g.key, g.raw)
+        for i, g in enumerate(generate(config))
+    ]
+    result = ingestor.process(messages)
+    assert result.rows and result.archive
+    return result.archive, result.rows
+
+
+def _offline_count(conn: psycopg2.extensions.connection, name: str, users: set[str]) -> int:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT count(*) FROM {view(name).table} WHERE user_id = ANY(%s)",
+            (sorted(users),),
+        )
+        found = cur.fetchone()
+    conn.rollback()
+    assert found is not None
+    return int(found[0])
+
+
+def _archived(conn: psycopg2.extensions.connection, archive: list[ArchiveRow]) -> int:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM raw_events WHERE event_id = ANY(%s::uuid[])",
+            ([r[0] for r in archive],),
+        )
+        found = cur.fetchone()
+    conn.rollback()
+    assert found is not None
+    return int(found[0])
+
+
+def _assert_online(store: FeatureStore, rows: list[Row]) -> None:
+    """Each user's newest row of each view is what Feast reads online."""
+    for name, view_rows in by_view(rows).items():
+        fields = [f.name for f in features_of(name)]
+        for row in latest_per_user(view_rows):
+            online = store.get_online_features(
+                features=[f"{name}:{f}" for f in fields], entity_rows=[{"user_id": row.user_id}]
+            ).to_dict()
+            assert {f: online[f][0] for f in fields} == row.values, (name, row.user_id)
+
+
+def test_a_flush_is_written_online_offline_and_to_the_archive(
+    writer_process: ProcessPoolExecutor,
+    feature_store: FeatureStore,
+    pg_conn: psycopg2.extensions.connection,
+    unique: str,
+) -> None:
+    archive, rows = _flush(unique)
+    retries, newest = writer_process.submit(writer.write, writer.pack(archive, rows)).result(120)
+
+    assert retries == 0
+    grouped = by_view(rows)
+    assert newest == {name: max(r.row_us for r in vr) for name, vr in grouped.items()}
+    _assert_online(feature_store, rows)
+    for name, view_rows in grouped.items():
+        assert _offline_count(pg_conn, name, {r.user_id for r in view_rows}) == len(view_rows)
+    assert _archived(pg_conn, archive) == len(archive)
+
+
+def test_a_failed_part_fails_the_flush_once_the_other_parts_are_written(
+    writer_process: ProcessPoolExecutor,
+    feature_store: FeatureStore,
+    pg_conn: psycopg2.extensions.connection,
+    unique: str,
+) -> None:
+    archive, rows = _flush(unique)
+    # An event id Postgres refuses: no retry cures it, so the archive's part fails for good.
+    broken = [("not-a-uuid", *archive[0][1:]), *archive[1:]]
+
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+        writer_process.submit(writer.write, writer.pack(broken, rows)).result(120)
+
+    # The failure came back only after the online and offline parts were written: all there.
+    _assert_online(feature_store, rows)
+    for name, view_rows in by_view(rows).items():
+        assert _offline_count(pg_conn, name, {r.user_id for r in view_rows}) == len(view_rows)
+    assert _archived(pg_conn, archive) == 0  # the COPY is one transaction: none of it went in
