@@ -45,12 +45,10 @@ def _flush(unique: str) -> tuple[list[ArchiveRow], list[Row]]:
     return result.archive, result.rows
 
 
-def _offline_count(conn: psycopg2.extensions.connection, name: str, users: set[str]) -> int:
+def _count(conn: psycopg2.extensions.connection, query: str, values: list[str]) -> int:
+    """The count `query` finds for `values` (its one parameter)."""
     with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT count(*) FROM {view(name).table} WHERE user_id = ANY(%s)",
-            (sorted(users),),
-        )
+        cur.execute(query, (values,))
         found = cur.fetchone()
     conn.rollback()
     assert found is not None
@@ -58,19 +56,14 @@ def _offline_count(conn: psycopg2.extensions.connection, name: str, users: set[s
 
 
 def _archived(conn: psycopg2.extensions.connection, archive: list[ArchiveRow]) -> int:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM raw_events WHERE event_id = ANY(%s::uuid[])",
-            ([r[0] for r in archive],),
-        )
-        found = cur.fetchone()
-    conn.rollback()
-    assert found is not None
-    return int(found[0])
+    query = "SELECT count(*) FROM raw_events WHERE event_id = ANY(%s::uuid[])"
+    return _count(conn, query, [r[0] for r in archive])
 
 
-def _assert_online(store: FeatureStore, rows: list[Row]) -> None:
-    """Each user's newest row of each view is what Feast reads online."""
+def _assert_rows_written(
+    store: FeatureStore, conn: psycopg2.extensions.connection, rows: list[Row]
+) -> None:
+    """Each user's newest row of each view is what Feast reads online; every row is offline."""
     for name, view_rows in by_view(rows).items():
         fields = [f.name for f in features_of(name)]
         for row in latest_per_user(view_rows):
@@ -78,6 +71,9 @@ def _assert_online(store: FeatureStore, rows: list[Row]) -> None:
                 features=[f"{name}:{f}" for f in fields], entity_rows=[{"user_id": row.user_id}]
             ).to_dict()
             assert {f: online[f][0] for f in fields} == row.values, (name, row.user_id)
+        query = f"SELECT count(*) FROM {view(name).table} WHERE user_id = ANY(%s)"
+        users = sorted({r.user_id for r in view_rows})
+        assert _count(conn, query, users) == len(view_rows), name
 
 
 def test_a_flush_is_written_online_offline_and_to_the_archive(
@@ -90,11 +86,8 @@ def test_a_flush_is_written_online_offline_and_to_the_archive(
     retries, newest = writer_process.submit(writer.write, writer.pack(archive, rows)).result(120)
 
     assert retries == 0
-    grouped = by_view(rows)
-    assert newest == {name: max(r.row_us for r in vr) for name, vr in grouped.items()}
-    _assert_online(feature_store, rows)
-    for name, view_rows in grouped.items():
-        assert _offline_count(pg_conn, name, {r.user_id for r in view_rows}) == len(view_rows)
+    assert newest == {name: max(r.row_us for r in vr) for name, vr in by_view(rows).items()}
+    _assert_rows_written(feature_store, pg_conn, rows)
     assert _archived(pg_conn, archive) == len(archive)
 
 
@@ -112,7 +105,5 @@ def test_a_failed_part_fails_the_flush_once_the_other_parts_are_written(
         writer_process.submit(writer.write, writer.pack(broken, rows)).result(120)
 
     # The failure came back only after the online and offline parts were written: all there.
-    _assert_online(feature_store, rows)
-    for name, view_rows in by_view(rows).items():
-        assert _offline_count(pg_conn, name, {r.user_id for r in view_rows}) == len(view_rows)
+    _assert_rows_written(feature_store, pg_conn, rows)
     assert _archived(pg_conn, archive) == 0  # the COPY is one transaction: none of it went in
