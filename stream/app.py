@@ -52,6 +52,7 @@ HEAD_PREFIXES = tuple(head_key("", t) for t in EVENT_TYPES)
 class Pending:
     result: BatchResult
     acks: consumer.Acks | None
+    taken: float  # time.monotonic() when it was queued
 
     @property
     def events(self) -> int:
@@ -82,7 +83,8 @@ class Runtime:
         self.writer: ProcessPoolExecutor | None = None
         self.totals: dict[str, int] = {}
         self._queue: list[Pending] = []
-        self._queued_events = 0
+        self._queued_events = 0  # taken and not yet written, in flushes or not
+        self._unflushed_events = 0  # taken and in no flush yet
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -133,7 +135,7 @@ class Runtime:
             # The consumer hands over one topic at a time: a batch is all of one event type.
             event_type = self.topic_types.get(messages[0].topic, "unknown")
             self.metrics.batch(event_type, len(messages), result)
-        self._enqueue(Pending(result, acks))
+        self._enqueue(Pending(result, acks, time.monotonic()))
 
     async def settle(self) -> None:
         """Backpressure: the consumer waits while the writer is this far behind."""
@@ -146,7 +148,7 @@ class Runtime:
 
     async def flush(self, result: BatchResult) -> None:
         """Queue rows made outside a batch of events (the sweep's) for writing."""
-        self._enqueue(Pending(result, None))
+        self._enqueue(Pending(result, None, time.monotonic()))
         await self.settle()
 
     def _enqueue(self, pending: Pending) -> None:
@@ -158,6 +160,7 @@ class Runtime:
         """
         self._queue.append(pending)
         self._queued_events += pending.events
+        self._unflushed_events += pending.events
         self._wake.set()
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
@@ -171,7 +174,9 @@ class Runtime:
                     # A place with the writer first, the queue after: the flush then holds
                     # every batch that came while the writer was busy.
                     await self._writes.acquire()
+                    await self._fill()
                     queued, self._queue = self._queue, []
+                    self._unflushed_events = 0
                     result = combine(p.result for p in queued)
                     # Taken with the queue, with no await between: each state as of the newest
                     # batch that changed it, all of which this flush writes. Its records are
@@ -187,6 +192,25 @@ class Runtime:
             raise
         except Exception:
             _fatal("a write failed for a reason retries cannot cure; stopping")
+
+    async def _fill(self) -> None:
+        """Wait for the queue to hold worker_flush_min events, worker_flush_wait_s at most.
+
+        Never while the consumer waits on backpressure: that would only stall both.
+        """
+        deadline = self._queue[0].taken + self.settings.worker_flush_wait_s
+        while (
+            self._unflushed_events < self.settings.worker_flush_min
+            and self._queued_events <= self.settings.worker_queue_max
+        ):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), left)
+            except TimeoutError:
+                return
 
     async def _write_batch(
         self, queued: list[Pending], result: BatchResult, changes: Changes

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # queue of several fetches keeps the event loop busy through a slow one. 24,000 sustained
     # a tenth more than 8,000 did (bench/README.md), for about 80 MB more at peak.
     worker_queue_max: int = Field(default=24_000, ge=1)
+    # A flush waits, up to worker_flush_wait_s after its oldest batch came, until it holds this
+    # many events: each flush has a fixed cost (a push per view, the changelog records of every
+    # state it changed), so fewer, larger flushes leave more of both cores to consuming.
+    worker_flush_min: int = Field(default=10_000, ge=0)
+    worker_flush_wait_s: float = Field(default=0.2, ge=0.0)
     # Events stamped more than this ahead of the worker's clock go to the dead-letter topic.
     event_max_ahead_s: float = 86_400.0
     # How often idle users' rows are recomputed so windows decay with time.
