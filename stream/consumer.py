@@ -41,11 +41,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from aiokafka.consumer import fetcher as aiokafka_fetcher
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
@@ -114,6 +116,44 @@ def collect(topic: str, parts: Iterable[tuple[Any, list[Any]]], read: Mapping[An
     return batch
 
 
+# Per thread: the topics whose records aiokafka's fetcher in this thread hands over bare.
+_fetching = threading.local()
+
+
+def fetch_bare(topics: frozenset[str]) -> None:
+    """Have the aiokafka consumers of this thread hand these topics' records over bare.
+
+    Only for topics whose records all go to `collect`, which reads an offset, a key and a value.
+    """
+    _fetching.bare_topics = topics
+
+
+def _bare(tp: Any, record: Any) -> Any:
+    return record
+
+
+class _PartitionRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc]
+    """aiokafka's reader of a partition's fetched records, with bare records where asked.
+
+    aiokafka wraps every record in a ConsumerRecord (sizes computed, headers copied into a
+    tuple): two thirds of the 3 us a record cost the consumer thread, which holds the GIL the
+    worker's event loop waits for meanwhile (bench/README.md). aiokafka's own record has the
+    offset, key and value. Faust's per-record path, which the changelog's records take, needs
+    ConsumerRecords, and gets them.
+    """
+
+    def __init__(self, tp: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(tp, *args, **kwargs)
+        if tp.topic in getattr(_fetching, "bare_topics", ()):
+            # Looked up on the instance for each record.
+            self._consumer_record = _bare
+
+
+# aiokafka's fetcher makes its readers by this module-level name; no thread that did not ask
+# sees a difference.
+aiokafka_fetcher.PartitionRecords = _PartitionRecords
+
+
 class BatchSink(Protocol):
     """Takes the event topics' records a fetch at a time (stream/app.py's Runtime)."""
 
@@ -164,6 +204,9 @@ class Consumer(faust_aiokafka.Consumer):
     def sink(self) -> BatchSink | None:
         sink: BatchSink | None = getattr(self.transport, "sink", None)
         return sink
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         records, active = await super()._wait_next_records(timeout)
@@ -432,6 +475,16 @@ def _close(awaitable: Any) -> None:
     # The suspend event's wait() coroutine, never awaited: closed so Python does not warn.
     if asyncio.iscoroutine(awaitable):
         awaitable.close()
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, fetching the sink's topics as bare records."""
+
+    async def on_start(self) -> None:
+        # Runs in the thread itself, before it creates and starts aiokafka's consumer.
+        sink: BatchSink | None = getattr(self.consumer, "sink", None)
+        fetch_bare(sink.topics if sink is not None else frozenset())
+        await super().on_start()
 
 
 class Transport(faust_aiokafka.Transport):
