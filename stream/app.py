@@ -84,7 +84,6 @@ class Runtime:
         self.totals: dict[str, int] = {}
         self._queue: list[Pending] = []
         self._queued_events = 0  # taken and not yet written, in flushes or not
-        self._unflushed_events = 0  # taken and in no flush yet
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -160,7 +159,6 @@ class Runtime:
         """
         self._queue.append(pending)
         self._queued_events += pending.events
-        self._unflushed_events += pending.events
         self._wake.set()
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
@@ -176,7 +174,6 @@ class Runtime:
                     await self._writes.acquire()
                     await self._fill()
                     queued, self._queue = self._queue, []
-                    self._unflushed_events = 0
                     result = combine(p.result for p in queued)
                     # Taken with the queue, with no await between: each state as of the newest
                     # batch that changed it, all of which this flush writes. Its records are
@@ -199,8 +196,9 @@ class Runtime:
         Never while the consumer waits on backpressure: that would only stall both.
         """
         deadline = self._queue[0].taken + self.settings.worker_flush_wait_s
+        # The queue holds a few batches: summed at each wake-up rather than kept in step.
         while (
-            self._unflushed_events < self.settings.worker_flush_min
+            sum(p.events for p in self._queue) < self.settings.worker_flush_min
             and self._queued_events <= self.settings.worker_queue_max
         ):
             left = deadline - time.monotonic()

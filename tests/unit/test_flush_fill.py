@@ -32,7 +32,6 @@ def add(rt: Runtime, events: int) -> None:
     pending = Pending(BatchResult(), Acks(None, {EVENTS: list(range(events))}), time.monotonic())  # type: ignore[arg-type]
     rt._queue.append(pending)
     rt._queued_events += pending.events
-    rt._unflushed_events += pending.events
     rt._wake.set()
 
 
