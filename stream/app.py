@@ -88,6 +88,9 @@ class Runtime:
         self._drained = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._publishing: asyncio.Task[None] | None = None
+        # Whether the consumer is worker_flush_min events or more behind the log's end, as of the
+        # last lag reading; a worker that starts mostly starts with a backlog.
+        self.behind = True
         # A place for each write the writer process may hold at once (WRITES_IN_FLIGHT).
         self._writes = asyncio.Semaphore(WRITES_IN_FLIGHT)
         # Which partitions this worker owns now; build_app points it at the consumer.
@@ -193,8 +196,12 @@ class Runtime:
     async def _fill(self) -> None:
         """Wait for the queue to hold worker_flush_min events, worker_flush_wait_s at most.
 
-        Never while the consumer waits on backpressure: that would only stall both.
+        Only while the worker is behind: at the log's end, events come no faster than they are
+        sent, and waiting would only make them later online. Never while the consumer waits on
+        backpressure: that would only stall both.
         """
+        if not self.behind:
+            return
         deadline = self._queue[0].taken + self.settings.worker_flush_wait_s
         # The queue holds a few batches: summed at each wake-up rather than kept in step.
         while (
@@ -315,6 +322,7 @@ class Runtime:
             lags[(tp.topic, tp.partition)] = max(0, highwater - (0 if read is None else read + 1))
             uncommitted += max(0, highwater - (consumer._committed_offset.get(tp) or 0))
         self.metrics.set_lag(lags)
+        self.behind = sum(lags.values()) >= self.settings.worker_flush_min
         return uncommitted
 
     async def watch(self, app: Any) -> None:

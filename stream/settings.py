@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     worker_queue_max: int = Field(default=24_000, ge=1)
     # A flush waits, up to worker_flush_wait_s after its oldest batch came, until it holds this
     # many events: each flush has a fixed cost (a push per view, the changelog records of every
-    # state it changed), so fewer, larger flushes leave more of both cores to consuming.
+    # state it changed), so fewer, larger flushes leave more of both cores to consuming. Only
+    # while the consumer is this many events behind: at the log's end a wait only delays rows.
     worker_flush_min: int = Field(default=10_000, ge=0)
     worker_flush_wait_s: float = Field(default=0.2, ge=0.0)
     # Events stamped more than this ahead of the worker's clock go to the dead-letter topic.
