@@ -21,6 +21,19 @@ from stream.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka's `Uuid.randomUuid()` makes one: URL-safe base64 of 16 bytes.
+
+    Like Kafka, it never starts with "-": the storage tool's argument parser takes such an id for
+    an option and fails the format (1 fresh stack in 64 did).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 _LOG4J2 = """\
 Configuration:
   Appenders:
@@ -102,9 +115,11 @@ class Kafka(LocalService):
         config.chmod(0o600)  # it holds the local listener's passwords
         (self.home / "log4j2.yaml").write_text(_LOG4J2)
         if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             logger.info("formatting Kafka storage, cluster id %s", cluster_id)
-            self._run_tool(java, ["kafka.tools.StorageTool", "format", "-t", cluster_id])
+            self._run_tool(
+                java, ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}"]
+            )
 
     def spawn(self) -> int:
         java = shutil.which("java") or "java"
