@@ -76,11 +76,10 @@ def test_no_wait_while_the_consumer_waits_on_backpressure_or_when_turned_off() -
 
 def test_no_wait_at_the_end_of_the_log() -> None:
     async def scenario() -> None:
+        # The same queue waits while behind (the first test here, behind as a worker starts).
         rt = runtime(flush_min=1_000, wait_s=5)
         rt.behind = False  # as the lag reading says when the consumer has caught up
         add(rt, 10)
         assert await filled(rt) < 0.05
-        rt.behind = True
-        assert await filled(rt) > 4
 
     asyncio.run(scenario())
