@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# stream/native.py decides what the mypyc build covers, and skips a build that is current.
-NATIVE_SOURCES := $(wildcard stream/*.py)
-# Made by every build attempt; whether the compiled modules are used is stream/native.py's call.
+# stream/core/native.py decides what the mypyc build covers, and skips a build that is current.
+NATIVE_SOURCES := $(wildcard stream/*.py stream/core/*.py)
+# Made by every build attempt; whether the compiled modules are used is stream/core/native.py's call.
 NATIVE := build/native/.attempted
 
 .PHONY: help install native lock up down status migrate apply lint test demo replay bench bench-quick soak clean
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
 
-native: $(NATIVE) ## compile the aggregation with mypyc (stream/native.py); rebuilt when it changes
+native: $(NATIVE) ## compile the aggregation with mypyc (stream/core/native.py); rebuilt when it changes
 $(NATIVE): $(STAMP) $(NATIVE_SOURCES)
 	@# No compiler, say: everything runs as Python, and the next change to the sources tries again.
 	$(PY) -m stream native build || echo "mypyc build failed: the aggregation runs as Python"

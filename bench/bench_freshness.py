@@ -70,12 +70,12 @@ from bench.common import (
     write_result,
 )
 from stream.catalog import EVENT_TYPES
-from stream.events import Event, validate
-from stream.feast_env import open_store
-from stream.generator import GeneratorConfig, default_start, generate
+from stream.core.events import Event, validate
+from stream.featurestore.env import open_store
+from stream.ops.topics import ensure_topics
 from stream.producer import LINGER_MS, pick_compression
 from stream.settings import Settings
-from stream.topics import ensure_topics
+from stream.synth.generator import GeneratorConfig, default_start, generate
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer

@@ -34,14 +34,15 @@ from bench.common import (
     write_result,
 )
 from stream.catalog import EVENT_TYPES, view
-from stream.emit import send_to_kafka
-from stream.feast_env import open_store
-from stream.generator import GeneratedEvent, GeneratorConfig, default_start, generate
-from stream.ingest import Ingestor, Message
+from stream.core.ingest import Ingestor
+from stream.core.records import Message
+from stream.featurestore.env import open_store
+from stream.ops.topics import ensure_topics
 from stream.producer import EventProducer
-from stream.push import frame
 from stream.settings import Settings
-from stream.topics import ensure_topics
+from stream.sinks.feast_rows import frame
+from stream.synth.generator import GeneratedEvent, GeneratorConfig, default_start, generate
+from stream.synth.send import send_to_kafka
 
 EVENTS_PER_USER_DAY = 12  # what the generator's population averages
 

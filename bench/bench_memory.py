@@ -39,13 +39,14 @@ from bench.common import (
     write_result,
 )
 from stream.catalog import EVENT_TYPES
-from stream.emit import send_to_kafka
-from stream.generator import GeneratorConfig, generate
-from stream.ingest import Ingestor, Message
+from stream.core.ingest import Ingestor
+from stream.core.records import Message
+from stream.core.state import UserState, head_key
+from stream.ops.topics import ensure_topics
 from stream.producer import EventProducer
 from stream.settings import Settings
-from stream.state import UserState, head_key
-from stream.topics import ensure_topics
+from stream.synth.generator import GeneratorConfig, generate
+from stream.synth.send import send_to_kafka
 
 EVENTS_PER_USER = 12  # one day of the generator's average user
 

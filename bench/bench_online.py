@@ -43,7 +43,7 @@ import requests
 
 from bench.common import stop_worker, write_result
 from stream.catalog import VIEWS, FeatureSpec, features_of
-from stream.feast_env import open_store
+from stream.featurestore.env import open_store
 from stream.settings import Settings, get_settings
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ of the run's own (dropped afterwards, so other runs' events never count). Then, 
   else (the floor for any replay that reads Postgres from Python);
 - compute: `Ingestor.process_valid` over the same events in the same order, in memory (the
   aggregation the worker and replay share);
-- replay: `stream.replay.replay` from the archive, offline writes included (what `make replay`
+- replay: `stream.replay.run.replay` from the archive, offline writes included (what `make replay`
   does), after Feast is imported once (its import takes seconds, once per process; reported as
   `feast_startup_s`).
 
@@ -35,11 +35,14 @@ from bench.bench_ingest import traffic
 from bench.common import RESULTS, drop_schema, fresh_settings, rss_mib, write_result
 from stream import gcpolicy
 from stream.catalog import EVENT_TYPES
-from stream.feast_env import open_store
-from stream.ingest import ArchiveRow, Ingestor, Message
-from stream.replay import ReplayRange, SourceStats, archive_source, parse_moment, replay
+from stream.core.ingest import Ingestor
+from stream.core.records import ArchiveRow, Message
+from stream.featurestore.env import open_store
+from stream.replay.run import replay
+from stream.replay.sources import SourceStats, archive_source
+from stream.replay.span import ReplayRange, parse_moment
 from stream.settings import Settings
-from stream.sinks import ArchiveSink
+from stream.sinks.archive import ArchiveSink
 
 ARCHIVE_CHUNK = 50_000
 
@@ -57,7 +60,7 @@ def fill_archive(
     records = ingestor.process(messages).archive
     sink = ArchiveSink(settings.postgres_conninfo(), settings.postgres_schema)
     for at in range(0, len(records), ARCHIVE_CHUNK):
-        sink.write(records[at : at + ARCHIVE_CHUNK])
+        sink.write_rows(records[at : at + ARCHIVE_CHUNK])
     moments = [parse_moment(r[3]) for r in records]
     span = ReplayRange(min(moments) - timedelta(seconds=1), max(moments) + timedelta(seconds=1))
     return records, span, len(events)

@@ -28,18 +28,18 @@ import orjson
 from jsonschema import Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
-from stream import events as contract
 from stream.catalog import EVENT_TYPES
-from stream.events import (
+from stream.core import events as contract
+from stream.core.events import (
     SCHEMA_BASE_URI,
     SCHEMA_DIR,
-    EventValidationError,
     check_semantics,
     encode,
     load_schema,
     validate,
 )
-from stream.generator import GeneratorConfig, generate
+from stream.errors import EventValidationError
+from stream.synth.generator import GeneratorConfig, generate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "validate.json"
 Event = dict[str, Any]
@@ -152,7 +152,7 @@ def main() -> None:
         "jsonschema (interpreted): validate + encode": theirs,
         "fastjsonschema: schema only": ours_schema,
         "jsonschema: schema only": theirs_schema,
-        # The verdict alone, which `validate` now runs first (stream/events.py).
+        # The verdict alone, which `validate` now runs first (stream/core/events.py).
         "jsonschema-rs: schema only": lambda e: native[e["event_type"]](e),
     }
     for path in paths.values():  # warm-up: imports, caches, first-call compilation

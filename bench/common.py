@@ -22,8 +22,8 @@ from psycopg import sql
 
 from devstack.proc import children
 from stream.catalog import VIEWS
-from stream.migrate import load_migrations, migrate
-from stream.prefix import IN_PREFIX, prefix_bounds
+from stream.ops.migrate import load_migrations, migrate
+from stream.ops.prefix import IN_PREFIX, prefix_bounds
 from stream.settings import Settings, get_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"

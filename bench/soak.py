@@ -38,10 +38,10 @@ from bench.common import (
     write_result,
 )
 from stream.catalog import EVENT_TYPES
-from stream.generator import generate
+from stream.ops.status import kafka
+from stream.ops.topics import ensure_topics
 from stream.settings import Settings
-from stream.status import kafka
-from stream.topics import ensure_topics
+from stream.synth.generator import generate
 
 SAMPLE_EVERY_S = 5.0
 TICK_S = 0.05
@@ -59,7 +59,7 @@ def soak_traffic(
 
     Only the bytes are kept, as the generator streams them: 4.75M events (80% of 9,900
     events/s for 10 minutes) had the soak at 23 GB of the 24 GiB, most of it orjson's 4 KB
-    allocation per message (stream/generator.py now copies each to its length).
+    allocation per message (stream/synth/generator.py now copies each to its length).
     """
     topics: dict[str, str] = {t: settings.topic_for(t) for t in EVENT_TYPES}
     wire: list[tuple[str, bytes, bytes]] = []

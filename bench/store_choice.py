@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import archived, rss_mib, start_worker, stop_worker, wait_until
-from stream.emit import send_to_kafka
-from stream.events import encode
-from stream.generator import GeneratorConfig, default_start, generate
+from stream.core.events import encode
+from stream.ops.topics import ensure_topics
 from stream.producer import EventProducer
 from stream.settings import Settings, get_settings
-from stream.topics import ensure_topics
+from stream.synth.generator import GeneratorConfig, default_start, generate
+from stream.synth.send import send_to_kafka
 
 RESULTS = Path(__file__).resolve().parent / "results" / "store_choice.json"
 

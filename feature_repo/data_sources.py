@@ -1,7 +1,7 @@
 """Push sources, one per feature view, each over the Postgres table of that view's snapshots."""
 
 from stream.catalog import view
-from stream.feast_defs import push_source
+from stream.featurestore.definitions import push_source
 
 user_activity_push = push_source(view("user_activity_features"))
 sleep_push = push_source(view("sleep_features"))

@@ -10,7 +10,7 @@ from data_sources import (
 from entities import user
 
 from stream.catalog import view
-from stream.feast_defs import feature_view
+from stream.featurestore.definitions import feature_view
 
 user_activity_features = feature_view(view("user_activity_features"), user, user_activity_push)
 sleep_features = feature_view(view("sleep_features"), user, sleep_push)

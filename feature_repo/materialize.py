@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import redis
 
-from stream.feast_env import open_store
+from stream.featurestore.env import open_store
 from stream.settings import Settings, get_settings
 
 FULL_WINDOW = timedelta(days=7)

@@ -1,7 +1,7 @@
 """On-demand views: energy and mood predictions, and the wellness composite.
 
-The formulas live in stream/ondemand.py (pure, unit-tested); these views only declare inputs and
-outputs. The functions import it when they run because Feast serialises them by value. Output
+The formulas live in stream/core/ondemand.py (pure, unit-tested); these views only declare inputs
+and outputs. The functions import it when they run because Feast serialises them by value. Output
 fields carry no description of their own: Feast 0.67 compares declared fields with the ones it
 infers from a trial run including the description, so a described output fails `feast apply`;
 each view's description documents its outputs instead.
@@ -46,7 +46,7 @@ request_context = RequestSource(
     tags={"team": "ml-platform"},
 )
 def energy_prediction_features(inputs: dict[str, Any]) -> dict[str, Any]:
-    from stream.ondemand import energy_batch
+    from stream.core.ondemand import energy_batch
 
     return energy_batch(inputs)
 
@@ -66,7 +66,7 @@ def energy_prediction_features(inputs: dict[str, Any]) -> dict[str, Any]:
     tags={"team": "ml-platform"},
 )
 def mood_prediction_features(inputs: dict[str, Any]) -> dict[str, Any]:
-    from stream.ondemand import mood_batch
+    from stream.core.ondemand import mood_batch
 
     return mood_batch(inputs)
 
@@ -86,6 +86,6 @@ def mood_prediction_features(inputs: dict[str, Any]) -> dict[str, Any]:
     tags={"team": "ml-platform"},
 )
 def wellness_composite_features(inputs: dict[str, Any]) -> dict[str, Any]:
-    from stream.ondemand import wellness_batch
+    from stream.core.ondemand import wellness_batch
 
     return wellness_batch(inputs)

@@ -1,16 +1,16 @@
 """The feature catalog: every feature of the five views, its source events, window and definition.
 
 This table is the single source of truth. The Feast feature views are built from it
-(`stream.feast_defs`), the streaming aggregation reads it, `schemas/README.md` is rendered from it,
-and the tests check each of those against it.
+(`stream.featurestore.definitions`), the streaming aggregation reads it, `schemas/README.md` is
+rendered from it, and the tests check each of those against it.
 
 Windows are in event time. A window of length W at time T covers the events whose timestamp lies
 in [tile_start(T) + TILE - W, T]: the tile holding T and the W/TILE - 1 whole tiles before it, with
 TILE = 1 hour. So a "24h" feature at 14:25 counts events from 15:00 the day before up to 14:25.
 
 T is the row's time: max(event time, previous row time + 1 microsecond) for rows an event causes,
-the sweep time for rows the idle sweep writes (stream/state.py). With no qualifying event in the
-window, counts and sums are 0, averages and ratios null, and scores as each definition says.
+the sweep time for rows the idle sweep writes (stream/core/state.py). With no qualifying event in
+the window, counts and sums are 0, averages and ratios null, and scores as each definition says.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from typing import Any, Final
 from kafka import KafkaProducer
 from kafka.codec import has_lz4, has_zstd
 
-from stream.events import Event, EventValidationError, encode, validate
+from stream.core.events import Event, encode, validate
+from stream.errors import DeliveryError, EventValidationError
 from stream.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -19,15 +20,6 @@ logger = logging.getLogger(__name__)
 # Batching window: long enough to fill batches under load, short enough to be unnoticeable to
 # an app that sends one event.
 LINGER_MS: Final = 10
-
-
-class DeliveryError(RuntimeError):
-    """The broker did not accept some sent events, even after the producer's retries."""
-
-    def __init__(self, failed: int, first: BaseException) -> None:
-        self.failed = failed
-        self.first = first
-        super().__init__(f"{failed} event(s) were not delivered; first failure: {first!r}")
 
 
 def pick_compression() -> str:

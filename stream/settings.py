@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     # How long the group waits for a silent worker before its partitions move to another.
     worker_session_timeout_s: float = 30.0
     # Unread events and nothing consumed or in flight for this long: the worker reads again
-    # from the committed offsets (stream/watchdog.py).
+    # from the committed offsets (stream/worker/watchdog.py).
     worker_stall_after_s: float = 30.0
     # The worker's log level (`--loglevel` sets it too); its writer process logs at the same.
     worker_loglevel: Literal["crit", "error", "warn", "info", "debug"] = "info"

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from devstack.compose import docker_available
 from devstack.probes import PROBES
-from stream.migrate import load_migrations, migrate
+from stream.ops.migrate import load_migrations, migrate
 from stream.settings import Settings, get_settings
 
 

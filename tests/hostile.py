@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
-from stream.events import MAX_MESSAGE_BYTES, Event
+from stream.core.events import MAX_MESSAGE_BYTES, Event
 
 HOSTILE_USER_IDS = [
     "'; DROP TABLE raw_events; --",

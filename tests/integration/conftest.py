@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from feast import FeatureStore
 
-from stream.feast_env import open_store
+from stream.featurestore.env import open_store
 from stream.settings import Settings
 
 

@@ -9,10 +9,11 @@ import orjson
 import psycopg2
 import pytest
 
-from stream.generator import GeneratorConfig, generate
-from stream.ingest import ArchiveRow, Message, archive_row
+from stream.core.ingest import archive_row
+from stream.core.records import ArchiveRow, Message
 from stream.settings import Settings
-from stream.sinks import ArchiveSink
+from stream.sinks.archive import ArchiveSink
+from stream.synth.generator import GeneratorConfig, generate
 
 NOW = datetime.now(UTC)
 
@@ -65,7 +66,7 @@ def test_a_new_batch_goes_straight_in(
     pg_conn: psycopg2.extensions.connection,
 ) -> None:
     batch = rows(3)
-    sink.write(batch)
+    sink.write_rows(batch)
     assert sink.merged == 0
     stored = _archived(pg_conn, [r[0] for r in batch])
     assert [event_id for event_id, _ in stored] == [r[0] for r in batch]
@@ -79,10 +80,10 @@ def test_a_replayed_batch_adds_only_what_is_new(
     pg_conn: psycopg2.extensions.connection,
 ) -> None:
     first, later = rows(2), rows(2)
-    sink.write(first)
+    sink.write_rows(first)
     # After a crash the batch comes again, with newer events behind it: the key refuses the
     # COPY, and the merge adds the two new events only.
-    sink.write(first + later)
+    sink.write_rows(first + later)
     assert sink.merged == 1
     assert len(_archived(pg_conn, [r[0] for r in first + later])) == 4
 
@@ -93,7 +94,7 @@ def test_an_event_twice_in_one_batch_is_archived_once(
     pg_conn: psycopg2.extensions.connection,
 ) -> None:
     (row,) = rows(1)
-    sink.write([row, row])
+    sink.write_rows([row, row])
     assert sink.merged == 1
     assert len(_archived(pg_conn, [row[0]])) == 1
 
@@ -119,6 +120,6 @@ def test_an_event_is_archived_exactly_whatever_characters_it_holds(
     # Raw whitespace between tokens (a pretty-printing client): tabs, newlines, a CR.
     pretty = orjson.dumps(orjson.loads(made[2][4]), option=orjson.OPT_INDENT_2).decode()
     batch.append((*made[2][:4], pretty.replace("  ", "\t").replace("\n", "\r\n"), *made[2][5:]))
-    sink.write(batch)
+    sink.write_rows(batch)
     stored = _archived(pg_conn, [r[0] for r in batch])
     assert [text for _, text in stored] == [r[4] for r in batch]

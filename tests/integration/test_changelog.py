@@ -8,9 +8,9 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from stream.changelog import BATCH_BYTES, ChangelogProducer
+from stream.core.records import Record
 from stream.settings import Settings
-from stream.state import Record
+from stream.worker.changelog import BATCH_BYTES, ChangelogProducer
 
 Got = tuple[int, int, bytes | None, bytes | None]  # partition, offset, key, value
 

@@ -13,7 +13,7 @@ from feast import FeatureStore
 from feast.data_source import PushMode
 
 from stream.catalog import VIEWS, features_of, view
-from stream.feast_defs import FEAST_TYPES
+from stream.featurestore.definitions import FEAST_TYPES
 from stream.settings import Settings
 from tests import contract
 from tests.integration.conftest import run_stream

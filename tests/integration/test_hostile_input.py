@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from psycopg2 import sql
 
 from stream.catalog import EVENT_TYPES, VIEWS
-from stream.generator import GeneratedEvent
 from stream.settings import Settings
+from stream.synth.generator import GeneratedEvent
 from tests.hostile import HOSTILE_USER_IDS, hostile
 from tests.integration.test_worker import (  # noqa: F401 - fixtures
     Worker,

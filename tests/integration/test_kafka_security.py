@@ -16,8 +16,8 @@ from kafka.errors import KafkaError
 from pydantic import SecretStr
 
 from devstack.kafka import SecureListener, secure_listener
+from stream.ops.topics import ensure_topics
 from stream.settings import Settings
-from stream.topics import ensure_topics
 from tests.integration.test_worker import (  # noqa: F401 - fixtures
     Worker,
     archived,

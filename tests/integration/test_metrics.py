@@ -12,9 +12,9 @@ import psycopg2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.events import event_seconds
+from stream.core.events import event_seconds
+from stream.core.state import VIEW_OF
 from stream.settings import Settings
-from stream.state import VIEW_OF
 from tests.integration.test_worker import (  # noqa: F401 - fixtures
     Worker,
     archived,

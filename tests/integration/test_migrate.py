@@ -9,7 +9,8 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from stream.migrate import MigrationError, load_migrations, migrate
+from stream.errors import MigrationError
+from stream.ops.migrate import load_migrations, migrate
 from stream.settings import Settings
 
 

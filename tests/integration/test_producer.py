@@ -17,12 +17,13 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import KafkaAdminClient
 
 from stream.catalog import EVENT_TYPES
-from stream.emit import send_to_kafka
-from stream.events import EventValidationError, decode
-from stream.generator import GeneratorConfig, generate
+from stream.core.events import decode
+from stream.errors import EventValidationError
+from stream.ops.topics import ensure_topics, topic_names
 from stream.producer import EventProducer
 from stream.settings import Settings
-from stream.topics import ensure_topics, topic_names
+from stream.synth.generator import GeneratorConfig, generate
+from stream.synth.send import send_to_kafka
 
 START = datetime(2024, 3, 4, tzinfo=UTC)
 

@@ -25,14 +25,18 @@ from feast.types import Bool
 from feast.utils import make_tzaware
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from stream import offline_store
 from stream.catalog import EVENT_TYPES, VIEWS, features_of, view
-from stream.generator import GeneratorConfig, generate
-from stream.ingest import Ingestor, Message, latest_per_user
-from stream.push import Pusher, PushSourceError, frame, offline_table, online_rows, row_time
-from stream.redis_rows import RedisRows
-from stream.sinks import by_view
-from stream.state import Row
+from stream.core.ingest import Ingestor
+from stream.core.records import Message, Row
+from stream.errors import PushSourceError
+from stream.settings import Settings
+from stream.sinks import offline_store
+from stream.sinks.base import Flush, by_view, latest_per_user
+from stream.sinks.feast_rows import frame, offline_table, online_rows, row_time
+from stream.sinks.offline import OfflineSink
+from stream.sinks.online import OnlineSink
+from stream.sinks.redis_rows import RedisRows
+from stream.synth.generator import GeneratorConfig, generate
 
 
 def _generated_rows() -> dict[str, list[Row]]:
@@ -65,12 +69,18 @@ ROWS = _generated_rows()
 
 
 @pytest.fixture(scope="module")
-def pusher(feature_store: FeatureStore) -> Pusher:
-    return Pusher(feature_store)
+def online_sink(feature_store: FeatureStore) -> OnlineSink:
+    return OnlineSink(feature_store)
 
 
-def _registered(pusher: Pusher, name: str) -> FeatureView:
-    (fv,) = pusher.views(view(name).push_source)
+@pytest.fixture(scope="module")
+def offline_sink(feature_store: FeatureStore, feast_settings: Settings) -> OfflineSink:
+    conninfo = feast_settings.postgres_conninfo()
+    return OfflineSink(feature_store, conninfo, feast_settings.postgres_schema)
+
+
+def _registered(online_sink: OnlineSink, name: str) -> FeatureView:
+    (fv,) = online_sink.views.of(view(name).push_source)
     return fv
 
 
@@ -81,8 +91,8 @@ def test_the_generated_stream_covers_every_view() -> None:
 
 
 @pytest.mark.parametrize("name", [v.name for v in VIEWS])
-def test_online_rows_equal_feasts_conversion(pusher: Pusher, name: str) -> None:
-    fv = _registered(pusher, name)
+def test_online_rows_equal_feasts_conversion(online_sink: OnlineSink, name: str) -> None:
+    fv = _registered(online_sink, name)
     rows = ROWS[name] + _with_nulls(name)
     feasts = PassthroughProvider._prep_rows_to_write_for_ingestion(fv, frame(name, rows))
     ours = online_rows(fv, rows)
@@ -99,8 +109,8 @@ def test_online_rows_equal_feasts_conversion(pusher: Pusher, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [v.name for v in VIEWS])
-def test_offline_table_equals_the_pushed_frame(pusher: Pusher, name: str) -> None:
-    fv = _registered(pusher, name)
+def test_offline_table_equals_the_pushed_frame(online_sink: OnlineSink, name: str) -> None:
+    fv = _registered(online_sink, name)
     rows = ROWS[name] + _with_nulls(name)
     columns = ["event_timestamp", "user_id", *reversed([f.name for f in features_of(name)])]
     ours = offline_table(fv, columns, rows)
@@ -116,7 +126,8 @@ def test_offline_table_equals_the_pushed_frame(pusher: Pusher, name: str) -> Non
 @pytest.mark.parametrize("name", [v.name for v in VIEWS])
 def test_pushed_rows_read_back_online_and_offline(
     feature_store: FeatureStore,
-    pusher: Pusher,
+    online_sink: OnlineSink,
+    offline_sink: OfflineSink,
     pg_conn: psycopg2.extensions.connection,
     user_ids: Callable[[int], list[str]],
     name: str,
@@ -124,9 +135,8 @@ def test_pushed_rows_read_back_online_and_offline(
     (user,) = user_ids(1)
     generated = ROWS[name][0]
     rows = [Row(name, user, 1_764_000_000_000_000, generated.values), *_with_nulls(name, user)]
-    source = view(name).push_source
-    pusher.online(source, name, rows[:1])
-    pusher.offline(source, rows)
+    online_sink.write_view(name, rows[:1])
+    offline_sink.write(Flush(rows, online=False))
 
     fields = [f.name for f in features_of(name)]
     online = feature_store.get_online_features(
@@ -135,7 +145,7 @@ def test_pushed_rows_read_back_online_and_offline(
     assert {f: online[f][0] for f in fields} == generated.values
 
     # Redis keeps the newest row: the null row is newer, so it replaces every value.
-    pusher.online(source, name, latest_per_user(rows))
+    online_sink.write_view(name, latest_per_user(rows))
     online = feature_store.get_online_features(
         features=[f"{name}:{f}" for f in fields], entity_rows=[{"user_id": user}]
     ).to_dict()
@@ -154,26 +164,25 @@ def test_pushed_rows_read_back_online_and_offline(
     assert all(v is None for r in stored[1:] for v in r[1:])
 
 
-def test_a_view_with_a_field_of_another_type_is_refused(pusher: Pusher) -> None:
-    fv = copy.copy(_registered(pusher, "sleep_features"))
+def test_a_view_with_a_field_of_another_type_is_refused(online_sink: OnlineSink) -> None:
+    fv = copy.copy(_registered(online_sink, "sleep_features"))
     fv.features = [*fv.features, Field(name="odd", dtype=Bool)]
     with pytest.raises(PushSourceError, match="odd"):
         online_rows(fv, ROWS["sleep_features"][:1])
 
 
 def test_offline_writes_keep_one_connection_and_replace_a_dropped_one(
-    pusher: Pusher,
+    offline_sink: OfflineSink,
     pg_conn: psycopg2.extensions.connection,
     user_ids: Callable[[int], list[str]],
 ) -> None:
     name = "user_activity_features"
     (user,) = user_ids(1)
     values = ROWS[name][0].values
-    source = view(name).push_source
 
     def write(row_us: int) -> int:
         """Write one row; return the server process of the connection that wrote it."""
-        pusher.offline(source, [Row(name, user, row_us, values)])
+        offline_sink.write(Flush([Row(name, user, row_us, values)], online=False))
         (conn,) = [c for c in offline_store._connections.values() if not c.closed]
         return conn.info.backend_pid
 
@@ -191,7 +200,7 @@ def test_offline_writes_keep_one_connection_and_replace_a_dropped_one(
         cur.execute("SELECT pg_terminate_backend(%s)", (first,))
     pg_conn.rollback()
     with pytest.raises(psycopg.OperationalError):
-        write(1_764_000_000_000_002)  # the writer's retry (stream.sinks) covers this one
+        write(1_764_000_000_000_002)  # the writer's retry (stream.sinks.base) covers this one
     second = write(1_764_000_000_000_002)
     assert second != first and alive(second)
 
@@ -217,10 +226,10 @@ def _stored(client: Any, project: str, users: list[str], ts_key: bytes) -> list[
 
 @pytest.mark.parametrize("name", [v.name for v in VIEWS])
 def test_the_direct_redis_write_stores_what_feasts_write_stores(
-    pusher: Pusher, user_ids: Callable[[int], list[str]], name: str
+    online_sink: OnlineSink, user_ids: Callable[[int], list[str]], name: str
 ) -> None:
-    fv = _registered(pusher, name)
-    direct = pusher.direct_writer(fv)
+    fv = _registered(online_sink, name)
+    direct = online_sink.direct_writer(fv)
     assert direct is not None, "the test stack's online store is Redis: the direct write applies"
     (base,) = user_ids(1)
     # Out of order within a user, one instant twice with other values, a null row: what the
@@ -234,9 +243,9 @@ def test_the_direct_redis_write_stores_what_feasts_write_stores(
     originals = sorted({r.user_id for r in generated})
     theirs = {u: f"{base}-feast-é-{u}" for u in originals}
     ours = {u: f"{base}-ours-é-{u}" for u in originals}
-    config = pusher.provider.repo_config
+    config = online_sink.views.provider.repo_config
     for batch in batches:
-        pusher.provider.online_write_batch(
+        online_sink.views.provider.online_write_batch(
             config,
             fv,
             online_rows(fv, [replace(r, user_id=theirs[r.user_id]) for r in batch]),
@@ -244,7 +253,7 @@ def test_the_direct_redis_write_stores_what_feasts_write_stores(
         )
         direct([replace(r, user_id=ours[r.user_id]) for r in batch])
 
-    client = pusher.provider.online_store._get_client(config.online_store)
+    client = online_sink.views.provider.online_store._get_client(config.online_store)
     ts_key = f"_ts:{name}".encode()
     expected = _stored(client, config.project, [theirs[u] for u in originals], ts_key)
     assert all(expected), "Feast's write left a user without a hash"
@@ -252,12 +261,12 @@ def test_the_direct_redis_write_stores_what_feasts_write_stores(
 
 
 def test_the_direct_redis_write_sets_the_configured_ttl(
-    pusher: Pusher, user_ids: Callable[[int], list[str]]
+    online_sink: OnlineSink, user_ids: Callable[[int], list[str]]
 ) -> None:
     name = "sleep_features"
-    fv = _registered(pusher, name)
-    config = pusher.provider.repo_config
-    client = pusher.provider.online_store._get_client(config.online_store)
+    fv = _registered(online_sink, name)
+    config = online_sink.views.provider.repo_config
+    client = online_sink.views.provider.online_store._get_client(config.online_store)
     layout = RedisRows(config, fv, "user_id")
     (user,) = user_ids(1)
     row = replace(ROWS[name][0], user_id=user)

@@ -15,7 +15,7 @@ from psycopg2.extras import execute_values
 
 from devstack.proc import ensure_debian_package
 from stream.catalog import FEATURES
-from stream.migrate import load_migrations, migrate
+from stream.ops.migrate import load_migrations, migrate
 from stream.settings import Settings
 from tests.integration.conftest import run_stream
 

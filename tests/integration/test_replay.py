@@ -20,19 +20,15 @@ from feast import FeatureStore
 from pydantic import SecretStr
 
 from stream.catalog import VIEWS, features_of
-from stream.emit import write_jsonl
-from stream.events import to_us
-from stream.generator import GeneratedEvent, GeneratorConfig, generate
-from stream.prefix import IN_PREFIX, prefix_bounds
-from stream.replay import (
-    ReplayError,
-    ReplayRange,
-    archive_source,
-    jsonl_source,
-    kafka_source,
-    replay,
-)
+from stream.core.events import to_us
+from stream.errors import ReplayError
+from stream.ops.prefix import IN_PREFIX, prefix_bounds
+from stream.replay.run import replay
+from stream.replay.sources import archive_source, jsonl_source, kafka_source
+from stream.replay.span import ReplayRange
 from stream.settings import Settings
+from stream.synth.generator import GeneratedEvent, GeneratorConfig, generate
+from stream.synth.send import write_jsonl
 from tests.integration.test_worker import (  # noqa: F401 - fixtures
     Worker,
     archived,
@@ -225,7 +221,7 @@ def test_jsonl_source_and_resume_after_an_interruption(
     want = as_stored(rows_in_arrival_order(by_event_time(valid_in_arrival_order(events))))
     settings = stream_settings.model_copy(update={"stack_dir": tmp_path / "stack"})
 
-    monkeypatch.setattr("stream.replay.CHUNK_EVENTS", 100)
+    monkeypatch.setattr("stream.replay.sources.CHUNK_EVENTS", 100)
     source = partial(jsonl_source, path, span)
     with pytest.raises(KeyboardInterrupt):
         replay(settings, span, source, "jsonl", progress_out=io.StringIO(), stop_after_chunks=2)
@@ -263,6 +259,6 @@ def test_bad_ranges_and_unreachable_sources_fail_clearly(
 
 
 def _stats() -> Any:
-    from stream.replay import SourceStats
+    from stream.replay.sources import SourceStats
 
     return SourceStats()

@@ -16,8 +16,8 @@ import pytest
 from psycopg2 import sql
 from pydantic import SecretStr
 
-from stream.migrate import load_migrations, migrate
-from stream.prefix import IN_PREFIX, prefix_bounds
+from stream.ops.migrate import load_migrations, migrate
+from stream.ops.prefix import IN_PREFIX, prefix_bounds
 from stream.settings import Settings
 from tests.integration.test_worker import (  # noqa: F401 - fixtures
     Worker,

@@ -29,11 +29,11 @@ from kafka.admin import KafkaAdminClient
 
 from devstack.proc import children, pid_alive
 from stream.catalog import VIEWS, features_of
-from stream.generator import GeneratedEvent, GeneratorConfig, generate
-from stream.prefix import IN_PREFIX, prefix_bounds
+from stream.ops.prefix import IN_PREFIX, prefix_bounds
+from stream.ops.topics import ensure_topics
 from stream.producer import EventProducer
 from stream.settings import Settings
-from stream.topics import ensure_topics
+from stream.synth.generator import GeneratedEvent, GeneratorConfig, generate
 from tests.reference import RefRow, rows_in_arrival_order
 
 Worker = Callable[..., subprocess.Popen[bytes]]
@@ -301,7 +301,7 @@ def test_idle_users_decay_after_the_sweep(
     unique: str,
     tmp_path: Path,
 ) -> None:
-    from stream.events import encode
+    from stream.core.events import encode
     from tests.reference import features_at, flat
 
     user = f"{unique}-idle"

@@ -12,13 +12,13 @@ import psycopg2
 import pytest
 from feast import FeatureStore
 
-from stream import writer
 from stream.catalog import EVENT_TYPES, features_of, view
-from stream.generator import GeneratorConfig, generate
-from stream.ingest import ArchiveRow, Ingestor, Message, latest_per_user
+from stream.core.ingest import Ingestor
+from stream.core.records import ArchiveRow, Message, Row
 from stream.settings import Settings
-from stream.sinks import by_view
-from stream.state import Row
+from stream.sinks import writer
+from stream.sinks.base import Flush, by_view, latest_per_user
+from stream.synth.generator import GeneratorConfig, generate
 
 NOW = datetime.now(UTC)
 
@@ -83,7 +83,9 @@ def test_a_flush_is_written_online_offline_and_to_the_archive(
     unique: str,
 ) -> None:
     archive, rows = _flush(unique)
-    retries, newest = writer_process.submit(writer.write, writer.pack(archive, rows)).result(120)
+    retries, newest = writer_process.submit(writer.write, writer.pack(Flush(rows, archive))).result(
+        120
+    )
 
     assert retries == 0
     assert newest == {name: max(r.row_us for r in vr) for name, vr in by_view(rows).items()}
@@ -102,7 +104,7 @@ def test_a_failed_part_fails_the_flush_once_the_other_parts_are_written(
     broken = [("not-a-uuid", *archive[0][1:]), *archive[1:]]
 
     with pytest.raises(psycopg.errors.InvalidTextRepresentation):
-        writer_process.submit(writer.write, writer.pack(broken, rows)).result(120)
+        writer_process.submit(writer.write, writer.pack(Flush(rows, broken))).result(120)
 
     # The failure came back only after the online and offline parts were written: all there.
     _assert_rows_written(feature_store, pg_conn, rows)

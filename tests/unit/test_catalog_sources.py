@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from stream.catalog import EVENT_TYPES, FEATURES
-from stream.derive import observe
-from stream.docs import payload_fields, splice
-from stream.events import SCHEMA_DIR
-from stream.generator import GeneratorConfig, generate
+from stream.core.events import SCHEMA_DIR
+from stream.core.observe import observe
+from stream.ops.catalog_docs import payload_fields, splice
+from stream.synth.generator import GeneratorConfig, generate
 
 
 def _measures() -> dict[str, set[str]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from stream.changelog import BATCH_HEADER, RECORD_OVERHEAD, plan
-from stream.state import Record
+from stream.core.records import Record
+from stream.worker.changelog import BATCH_HEADER, RECORD_OVERHEAD, plan
 
 
 def _size(records: list[Record]) -> int:

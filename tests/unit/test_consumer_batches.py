@@ -7,8 +7,9 @@ from typing import Any, NamedTuple
 
 from faust.types import TP
 
-from stream import consumer as aurora
-from stream.ingest import Message
+from stream.core.records import Message
+from stream.worker import batches
+from stream.worker import faust_adapter as aurora
 from tests.unit.test_consumer_delivery import consumer
 
 EVENTS = "aurora.events.sleep"
@@ -26,7 +27,7 @@ def records(tp: TP, *offsets: int) -> tuple[TP, list[Record]]:
 
 
 def test_records_before_the_read_offset_are_not_handed_over_again() -> None:
-    batch = aurora.collect(EVENTS, [records(A, 4, 5, 6), records(B, 0, 1)], {A: 5, B: None})
+    batch = batches.collect(EVENTS, [records(A, 4, 5, 6), records(B, 0, 1)], {A: 5, B: None})
     # At the read offset itself Faust's loop delivers again (a seek sets it to the next to read).
     assert [(m.partition, m.offset) for m in batch.messages] == [(0, 5), (0, 6), (1, 0), (1, 1)]
     assert batch.offsets == {A: [5, 6], B: [0, 1]}
@@ -37,13 +38,13 @@ def test_records_before_the_read_offset_are_not_handed_over_again() -> None:
 
 def test_offsets_the_log_skips_are_gaps_and_a_tombstone_is_an_empty_event() -> None:
     parts = [(A, [Record(3), Record(7, value=None), Record(8)])]
-    batch = aurora.collect(EVENTS, parts, {A: 2})
+    batch = batches.collect(EVENTS, parts, {A: 2})
     assert batch.gaps == [(A, 4, 7)]  # from the one after 3 to 7, as Faust's loop marks it
     assert batch.messages[1] == Message(EVENTS, 0, 7, b"k", b"")
 
 
 def test_a_partition_read_past_its_records_hands_over_nothing() -> None:
-    batch = aurora.collect(EVENTS, [records(A, 1, 2)], {A: 9})
+    batch = batches.collect(EVENTS, [records(A, 1, 2)], {A: 9})
     assert batch.messages == [] and batch.offsets == {} and batch.read == {}
     assert batch.fetched == {A: [1, 2]}  # delivered, as far as the rewind is concerned
 
@@ -53,9 +54,9 @@ class Sink:
 
     def __init__(self) -> None:
         self.taken: list[list[Message]] = []
-        self.acks: list[aurora.Acks] = []
+        self.acks: list[batches.Acks] = []
 
-    def take(self, messages: list[Message], acks: aurora.Acks) -> None:
+    def take(self, messages: list[Message], acks: batches.Acks) -> None:
         self.taken.append(messages)
         self.acks.append(acks)
 

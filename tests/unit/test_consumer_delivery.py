@@ -9,7 +9,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from stream import consumer as aurora
+from stream.worker import faust_adapter as aurora
 
 
 def consumer() -> aurora.Consumer:

@@ -11,7 +11,8 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from stream import consumer as aurora
+from stream.worker import aiokafka_adapter, batches
+from stream.worker import faust_adapter as aurora
 from tests.unit.test_consumer_batches import with_sink
 
 EVENTS, OTHER = "aurora.events.sleep", "aurora-features-user-state-changelog"
@@ -45,7 +46,7 @@ def in_thread(asked: frozenset[str] | None, topic: str, values: list[bytes | Non
 
     def run() -> list[Any]:
         if asked is not None:
-            aurora.fetch_bare(asked)
+            aiokafka_adapter.fetch_bare(asked)
         return fetched(topic, values)
 
     with ThreadPoolExecutor(max_workers=1) as thread:
@@ -59,8 +60,8 @@ def test_an_asked_topic_s_records_come_bare_and_collect_the_same() -> None:
     assert not any(isinstance(r, ConsumerRecord) for r in bare)
     assert all(isinstance(r, ConsumerRecord) for r in wrapped)
     tp = TopicPartition(EVENTS, 3)
-    assert aurora.collect(EVENTS, [(tp, bare)], {}) == aurora.collect(EVENTS, [(tp, wrapped)], {})
-    messages = aurora.collect(EVENTS, [(tp, bare)], {}).messages
+    assert batches.collect(EVENTS, [(tp, bare)], {}) == batches.collect(EVENTS, [(tp, wrapped)], {})
+    messages = batches.collect(EVENTS, [(tp, bare)], {}).messages
     assert [(m.partition, m.offset, m.key, m.value) for m in messages] == [
         (3, 0, b"u0", b'{"a": 1}'),
         (3, 1, b"u1", b""),  # a tombstone, which goes to the dead-letter topic

@@ -7,8 +7,8 @@ from typing import NamedTuple
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.consumer import undelivered
-from stream.watchdog import Watchdog
+from stream.worker.batches import undelivered
+from stream.worker.watchdog import Watchdog
 
 
 class Record(NamedTuple):
@@ -76,7 +76,7 @@ def test_progress_keeps_a_loaded_worker_from_looking_stalled() -> None:
 
 
 def test_a_commit_waits_for_the_offset_right_after_the_committed_one() -> None:
-    from stream.consumer import head_missing
+    from stream.worker.batches import head_missing
 
     # Committed 4 means 4 is the next to read: 5 acknowledged alone must not commit past 4.
     assert head_missing(4, [5], in_gap=False)

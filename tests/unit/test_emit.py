@@ -8,16 +8,10 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from stream.emit import (
-    JsonlFormatError,
-    TokenBucket,
-    WireRecord,
-    read_jsonl,
-    send_to_kafka,
-    write_jsonl,
-)
-from stream.generator import GeneratorConfig, generate
+from stream.errors import JsonlFormatError
 from stream.settings import Settings
+from stream.synth.generator import GeneratorConfig, generate
+from stream.synth.send import TokenBucket, WireRecord, read_jsonl, send_to_kafka, write_jsonl
 
 CONFIG = GeneratorConfig(20, 3, 5, datetime(2024, 3, 4, tzinfo=UTC), 0.1, 0.1, 0.2)
 

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
-from stream.app import Pending, Runtime
-from stream.consumer import Acks
-from stream.ingest import BatchResult
+from stream.core.ingest import BatchResult
 from stream.settings import Settings
+from stream.worker.batches import Acks
+from stream.worker.runtime import Pending, Runtime
 
 EVENTS = TP("aurora.events.sleep", 0)
 

@@ -9,12 +9,12 @@ from functools import cache
 import pytest
 
 from stream.catalog import EVENT_TYPES
-from stream.events import parse_timestamp
-from stream.generator import (
+from stream.core.events import parse_timestamp
+from stream.errors import GeneratorConfigError
+from stream.synth.generator import (
     MAX_DELAY,
     GeneratedEvent,
     GeneratorConfig,
-    GeneratorConfigError,
     default_start,
     generate,
 )

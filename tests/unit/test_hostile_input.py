@@ -12,9 +12,10 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.events import Event
-from stream.generator import GeneratorConfig, generate
-from stream.ingest import Ingestor, Message
+from stream.core.events import Event
+from stream.core.ingest import Ingestor
+from stream.core.records import Message
+from stream.synth.generator import GeneratorConfig, generate
 from tests.hostile import hostile
 
 VALID: list[Event] = [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stream import native
+from stream.core import native
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -19,9 +19,10 @@ _PROBE = """
 from datetime import UTC, datetime
 import orjson
 from stream.catalog import EVENT_TYPES
-from stream.generator import GeneratorConfig, generate
-from stream.ingest import Ingestor, Message
-from stream import state
+from stream.synth.generator import GeneratorConfig, generate
+from stream.core.ingest import Ingestor
+from stream.core.records import Message
+from stream.core import state
 config = GeneratorConfig(users=30, days=4, seed=5, start=datetime(2026, 2, 1, tzinfo=UTC),
                          out_of_order=0.05, duplicates=0.02, invalid=0.01)
 ingestor, states = Ingestor.in_memory({t: t for t in EVENT_TYPES})
@@ -64,8 +65,10 @@ def test_a_stale_build_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_the_fingerprint_follows_every_source_it_covers() -> None:
     assert native.fingerprint() == native.fingerprint()
     assert set(native.COMPILED) >= {"tiles", "state", "ingest"}
-    for name in (*native.COMPILED, *native.DEPENDS):
+    for name in native.COMPILED:
         assert (native.PACKAGE_DIR / f"{name}.py").exists(), name
+    for path in native.DEPENDS:
+        assert (native.PACKAGE_DIR.parent / path).exists(), path
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mypyc") is None, reason="mypyc is a dev dependency")
@@ -82,7 +85,7 @@ def test_the_compiled_modules_compute_what_the_source_does() -> None:
 def test_compiled_division_rounds_once_as_python_does() -> None:
     # Nano-unit sums pass 2**53, where an int has no double of its own: dividing the two
     # doubles, as compiled int / int does, rounds the dividend first and can miss by a bit.
-    from stream.features import ratio
+    from stream.core.formulas import ratio
 
     cases = [(2**53 + 1, 3), (2**61 + 12_345, 1_000_000_007), (9_007_199_254_740_993, 7)]
     assert any(float(a) / float(b) != a / b for a, b in cases)
@@ -95,7 +98,7 @@ def test_every_division_of_the_formulas_goes_through_ratio() -> None:
     # only catch that where the generated sums happen to pass 2**53.
     import ast
 
-    tree = ast.parse((native.PACKAGE_DIR / "features.py").read_text())
+    tree = ast.parse((native.PACKAGE_DIR / "formulas.py").read_text())
 
     def divisions(node: ast.AST) -> set[int]:
         return {
@@ -113,4 +116,4 @@ def test_every_division_of_the_formulas_goes_through_ratio() -> None:
     )
     assert allowed, "ratio() itself divides"
     bare = sorted(divisions(tree) - allowed)
-    assert bare == [], f"stream/features.py divides outside ratio() at lines {bare}"
+    assert bare == [], f"stream/core/formulas.py divides outside ratio() at lines {bare}"

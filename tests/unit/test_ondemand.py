@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream import ondemand
+from stream.core import ondemand
 from tests.contract import WELLNESS_TRENDS
 
 ANYTHING = st.one_of(

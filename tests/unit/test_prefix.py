@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.prefix import prefix_bounds
+from stream.ops.prefix import prefix_bounds
 
 
 @given(prefix=st.text(min_size=1, max_size=6), rest=st.text(max_size=6), other=st.text(max_size=8))

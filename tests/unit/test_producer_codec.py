@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from aiokafka import codec as consumer_codec
 from kafka import codec as producer_codec
 
-from stream.generator import GeneratorConfig, generate
 from stream.producer import pick_compression
+from stream.synth.generator import GeneratorConfig, generate
 
 
 def test_the_producer_picks_lz4_which_the_worker_decompresses() -> None:

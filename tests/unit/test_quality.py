@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from stream.catalog import FEATURES, FeatureSpec
-from stream.quality import (
+from stream.ops.quality import (
     bounds_of,
     categorical_psi,
     missing_rate,

@@ -9,7 +9,7 @@ import pytest
 from feast.protos.feast.types.Value_pb2 import Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from stream.redis_rows import (
+from stream.sinks.redis_rows import (
     double_value,
     int64_value,
     string_value,

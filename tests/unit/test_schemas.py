@@ -16,19 +16,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream import events
 from stream.catalog import EVENT_TYPES, EXERCISE_TYPES_COUNT
-from stream.events import (
+from stream.core import events
+from stream.core.events import (
     MAX_MESSAGE_BYTES,
     SCHEMA_DIR,
-    EventValidationError,
     decode,
     encode,
     load_schema,
     parse_timestamp,
     validate,
 )
-from stream.generator import GeneratorConfig, generate
+from stream.errors import EventValidationError
+from stream.synth.generator import GeneratorConfig, generate
 
 START = datetime(2024, 3, 4, tzinfo=UTC)
 
@@ -420,7 +420,7 @@ def test_generator_ground_truth_matches_the_validator(seed: int) -> None:
 
 
 def test_every_breakage_kind_is_rejected() -> None:
-    from stream.breakage import KINDS
+    from stream.synth.invalid import KINDS
 
     config = GeneratorConfig(users=60, days=4, seed=9, start=START, invalid=0.5)
     seen = {g.breakage for g in generate(config) if not g.valid}
@@ -497,7 +497,7 @@ def _verdicts(event: dict[str, Any]) -> tuple[bool, bool]:
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
 def test_the_native_verdict_is_the_python_one(event_type: str) -> None:
-    # stream/events.py lets jsonschema-rs decide validity and asks fastjsonschema only why an
+    # stream/core/events.py lets jsonschema-rs decide validity and asks fastjsonschema only why an
     # event failed: an event one accepts and the other refuses would be let through, or refused
     # with no field named. Every field of the event, envelope and payload, takes every probe of
     # its own schema's bounds, and goes missing; an unknown field joins each level.

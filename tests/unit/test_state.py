@@ -11,11 +11,12 @@ import orjson
 import pytest
 
 from stream.catalog import features_of
-from stream.derive import observe
-from stream.events import to_us
-from stream.generator import GeneratorConfig, generate
-from stream.state import CHUNK_TILES, Outcome, Record, Row, UserState, chunk_key, head_key
-from stream.tiles import TILE_US, encode, first_tile, tile_of
+from stream.core.events import to_us
+from stream.core.observe import observe
+from stream.core.records import Record, Row
+from stream.core.state import CHUNK_TILES, Outcome, UserState, chunk_key, head_key
+from stream.core.tiles import TILE_US, encode, first_tile, tile_of
+from stream.synth.generator import GeneratorConfig, generate
 from tests.reference import RefRow, rows_in_arrival_order
 
 START = datetime(2026, 10, 1, tzinfo=UTC)

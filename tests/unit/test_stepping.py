@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from stream.stepping import Suspended, first_step
+from stream.worker.stepping import Suspended, first_step
 
 
 async def _ready(value: int) -> int:

@@ -6,7 +6,7 @@ import os
 import signal
 
 from stream.settings import Settings
-from stream.supervise import PARENT_VARIABLE, _status, child_env
+from stream.worker.supervise import PARENT_VARIABLE, _status, child_env
 
 
 def test_each_worker_process_runs_alone_on_ports_of_its_own() -> None:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from stream.app import Worker, build_app
 from stream.settings import Settings
+from stream.worker.app import Worker, build_app
 
 
 @pytest.fixture

@@ -1,0 +1,2 @@
+"""The Feast side: feature views built from the catalog, and a FeatureStore opened from the
+settings."""

@@ -1,0 +1,167 @@
+"""The writer process: the sinks in a process of their own, for the worker and for replay.
+
+The event loop (consuming, aggregating, the changelog) and the writes (row conversion, Redis,
+Postgres) each keep a core busy; in one process they would take turns on the GIL
+(docs/decisions/0003-writer-process.md). So each flush goes, packed, to one writer process,
+which writes it through its sinks in order (online, offline, archive), each write retried while
+its store is away. One process, not several: each user's rows reach the stores in row-time
+order. A failure that retries cannot cure is raised to the caller, which must not acknowledge
+the flush's events.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from typing import Final
+
+import orjson
+
+from stream import gcpolicy
+from stream.core.records import Row
+from stream.settings import Settings
+from stream.sinks.base import Flush, Replace, Sink, with_retry
+
+logger = logging.getLogger(__name__)
+
+LEVELS: Final = {
+    "crit": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+# The sinks a writer can hold, in the order a flush is written: online first, because it is
+# what freshness measures; nothing is acknowledged before all of it is written.
+SINKS: Final = ("online", "offline", "archive")
+
+_settings: Settings | None = None
+_wanted: tuple[str, ...] = SINKS
+_sinks: list[Sink] | None = None
+
+
+def start(settings: Settings, sinks: Sequence[str] = SINKS) -> ProcessPoolExecutor:
+    """The writer process, holding `sinks`. Spawned, not forked: the caller's event loop and
+    sockets stay home. Feast is imported and the store opened before the first flush arrives,
+    while the caller goes on with its own start."""
+    unknown = set(sinks) - set(SINKS)
+    if unknown:
+        raise ValueError(f"no sinks {sorted(unknown)}; the writer has {list(SINKS)}")
+    pool = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init,
+        initargs=(settings, LEVELS[settings.worker_loglevel], tuple(sinks)),
+    )
+    pool.submit(_open)
+    return pool
+
+
+def exit_with_parent() -> None:
+    """Exit once the parent is gone: it ignores SIGTERM, so a parent that died without shutting
+    it down (SIGKILL, a fatal exit) would otherwise leave it running forever, connections open.
+    Its write in flight is rolled back; the events were never acknowledged, so they come again.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _init(settings: Settings, level: int, sinks: tuple[str, ...]) -> None:
+    global _settings, _wanted
+    exit_with_parent()
+    _settings, _wanted = settings, sinks
+    # The writer shares its parent's process group, so a Ctrl-C or a SIGTERM to the group
+    # reaches it too; it must live on until the parent has flushed and shut it down itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(
+        level=level, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+    )
+
+
+def open_sinks(settings: Settings, names: Sequence[str]) -> list[Sink]:
+    """The named sinks, set up, in the order a flush is written."""
+    from stream.featurestore.env import open_store
+    from stream.sinks.archive import ArchiveSink
+    from stream.sinks.offline import OfflineSink
+    from stream.sinks.online import OnlineSink
+
+    conninfo, schema = settings.postgres_conninfo(), settings.postgres_schema
+    sinks: list[Sink] = []
+    if "online" in names or "offline" in names:
+        store = open_store(settings)
+        if "online" in names:
+            sinks.append(OnlineSink(store))
+        if "offline" in names:
+            sinks.append(OfflineSink(store, conninfo, schema))
+    if "archive" in names:
+        sinks.append(ArchiveSink(conninfo, schema))
+    for sink in sinks:
+        with_retry(sink.setup, f"{sink.name} set-up")
+    return sinks
+
+
+def _open() -> list[Sink]:
+    global _sinks
+    if _sinks is None:
+        assert _settings is not None, "the writer process was not initialised"
+        _sinks = open_sinks(_settings, _wanted)
+        gcpolicy.settle()
+    return _sinks
+
+
+def pack(flush: Flush) -> bytes:
+    """A flush as the bytes the writer process receives.
+
+    orjson, not pickle: multiprocessing pickled each Row through Python code on the caller's
+    GIL (its queue feeder thread took a seventh of the worker's samples). orjson writes the
+    rows, slotted dataclasses, natively.
+    """
+    return orjson.dumps([flush.rows, flush.archive, flush.online, flush.offline, flush.replace])
+
+
+def unpack(payload: bytes) -> Flush:
+    rows, archive, online, offline, replace = orjson.loads(payload)
+    return Flush(
+        [Row(r["view"], r["user_id"], r["row_us"], r["values"]) for r in rows],
+        archive,
+        online,
+        offline,
+        None if replace is None else Replace(**replace),
+    )
+
+
+def write(payload: bytes) -> tuple[int, dict[str, int]]:
+    """Write a packed flush through every sink this process holds, each retried.
+
+    Returns how many attempts were retried and the newest row time written per view (the
+    freshness metric).
+    """
+    flush = unpack(payload)
+    retries = 0
+
+    def count() -> None:
+        nonlocal retries
+        retries += 1
+
+    for sink in _open():
+        with_retry(partial(sink.write, flush), f"{sink.name} write", on_retry=count)
+    newest: dict[str, int] = {}
+    for row in flush.rows:
+        if row.row_us > newest.get(row.view, 0):
+            newest[row.view] = row.row_us
+    return retries, newest
