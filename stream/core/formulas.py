@@ -209,7 +209,8 @@ def workout_variety(s: Snapshot) -> float | None:
     n = sum(counts)
     if n == 0:
         return None
-    entropy = -sum(ratio(c, n) * math.log(ratio(c, n)) for c in counts)
+    # 0.0 minus, not unary minus: one type's entropy is 0.0, where -sum() would be -0.0.
+    entropy = 0.0 - sum(ratio(c, n) * math.log(ratio(c, n)) for c in counts)
     return ratio(entropy, math.log(EXERCISE_TYPES_COUNT))
 
 

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
@@ -33,6 +33,29 @@ from stream.worker.batches import Acks, BatchSink, Rewinds, collect, head_missin
 from stream.worker.stepping import first_step
 
 logger = logging.getLogger(__name__)
+
+# Faust's private names this module relies on, for the test that names the one an upgrade
+# broke: methods of its aiokafka Consumer, state every consumer holds, methods of its thread.
+ASSUMED_METHODS: Final = (
+    "_wait_next_records",
+    "_new_consumer_thread",
+    "_new_offset",
+    "_to_message",
+    "_add_gap",
+    "_is_changelog_tp",
+)
+ASSUMED_STATE: Final = (
+    "_read_offset",
+    "_committed_offset",
+    "_acked",
+    "_acked_index",
+    "_n_acked",
+    "_waiting_for_ack",
+    "_gap",
+    "_buffered_partitions",
+    "_thread",
+)
+ASSUMED_THREAD_METHODS: Final = ("call_thread", "_ensure_consumer")
 
 
 class Consumer(faust_aiokafka.Consumer):

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from feast import FeatureStore
+from kafka.admin import KafkaAdminClient
 
 from stream.featurestore.env import open_store
+from stream.ops.topics import ensure_topics
 from stream.settings import Settings
-
-
-def run_stream(
-    settings: Settings, *args: str, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """`python -m stream ARGS` in a child process configured with these settings."""
-    return subprocess.run(
-        [sys.executable, "-m", "stream", *args],
-        env={**os.environ, **settings.to_env()},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from tests.integration.helpers import Worker, run_stream
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +45,51 @@ def feature_store(feast_settings: Settings) -> Iterator[FeatureStore]:
 def user_ids(unique: str) -> Callable[[int], list[str]]:
     """Factory: user ids no other test uses, so rows in the shared tables never collide."""
     return lambda n: [f"{unique}-user-{i}" for i in range(n)]
+
+
+@pytest.fixture
+def stream_settings(feast_settings: Settings, unique: str) -> Iterator[Settings]:
+    """This test's own topics, consumer group and changelog; topics deleted afterwards."""
+    mine = feast_settings.model_copy(
+        update={
+            "topic_prefix": unique,
+            "worker_app_id": f"{unique}-worker",
+            "worker_sweep_interval_s": 3600.0,
+        }
+    )
+    ensure_topics(mine)
+    yield mine
+    admin = KafkaAdminClient(bootstrap_servers=mine.kafka_bootstrap_servers)
+    try:
+        made = [t for t in admin.list_topics() if t.startswith(unique)]
+        if made:
+            admin.delete_topics(made)
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def start_worker(stream_settings: Settings, tmp_path: Path) -> Iterator[Worker]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(settings: Settings | None = None) -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"worker-{len(started)}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stream", "worker", "--loglevel", "info"],
+            env={**os.environ, **(settings or stream_settings).to_env()},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)

@@ -19,14 +19,12 @@ from pydantic import SecretStr
 from stream.ops.migrate import load_migrations, migrate
 from stream.ops.prefix import IN_PREFIX, prefix_bounds
 from stream.settings import Settings
-from tests.integration.test_worker import (  # noqa: F401 - fixtures
+from tests.integration.helpers import (
     Worker,
     check_offline,
     expected_rows,
     offline_rows,
     produce,
-    start_worker,
-    stream_settings,
     traffic,
     wait_for,
 )
@@ -161,8 +159,8 @@ def test_backfill_replaces_snapshots_and_leaves_the_archive_alone(login: Login) 
 
 def test_a_worker_runs_as_the_ingestor_role(
     login: Login,
-    stream_settings: Settings,  # noqa: F811 - the imported fixture
-    start_worker: Worker,  # noqa: F811 - the imported fixture
+    stream_settings: Settings,
+    start_worker: Worker,
     settings: Settings,
     schema: str,
     unique: str,

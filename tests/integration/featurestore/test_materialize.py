@@ -12,7 +12,7 @@ from feast import FeatureStore
 from feast.data_source import PushMode
 
 from stream.settings import Settings
-from tests.integration.test_feature_repo import snapshot_rows
+from tests.integration.helpers import snapshot_rows
 
 
 def _materialize(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

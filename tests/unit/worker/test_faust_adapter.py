@@ -6,24 +6,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import faust
 from faust.types import TP
 
 from stream.worker import faust_adapter as aurora
-
-
-def consumer() -> aurora.Consumer:
-    """Created on the running loop, never started: nothing here connects to Kafka."""
-    app = faust.App("consumer-unit", broker="kafka://127.0.0.1:1")
-
-    async def nothing(*_: Any) -> None:
-        return None
-
-    created = aurora.Transport(app.conf.broker_consumer, app).create_consumer(
-        callback=nothing, on_partitions_revoked=nothing, on_partitions_assigned=nothing
-    )
-    assert isinstance(created, aurora.Consumer)
-    return created
+from tests.unit.worker.fixtures import consumer
 
 
 def run(scenario: Callable[[aurora.Consumer], Awaitable[None]]) -> None:

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, NamedTuple
+from typing import Any
 
 from faust.types import TP
 
 from stream.core.records import Message
 from stream.worker import batches
-from stream.worker import faust_adapter as aurora
-from tests.unit.test_consumer_delivery import consumer
+from tests.unit.worker.fixtures import (
+    EVENTS,
+    Record,
+    drain,
+    fetching,
+    records,
+    with_sink,
+)
 
-EVENTS = "aurora.events.sleep"
 A, B = TP(EVENTS, 0), TP(EVENTS, 1)
-
-
-class Record(NamedTuple):
-    offset: int
-    key: bytes | None = b"k"
-    value: bytes | None = b"{}"
-
-
-def records(tp: TP, *offsets: int) -> tuple[TP, list[Record]]:
-    return tp, [Record(o) for o in offsets]
 
 
 def test_records_before_the_read_offset_are_not_handed_over_again() -> None:
@@ -47,53 +42,6 @@ def test_a_partition_read_past_its_records_hands_over_nothing() -> None:
     batch = batches.collect(EVENTS, [records(A, 1, 2)], {A: 9})
     assert batch.messages == [] and batch.offsets == {} and batch.read == {}
     assert batch.fetched == {A: [1, 2]}  # delivered, as far as the rewind is concerned
-
-
-class Sink:
-    topics = frozenset({EVENTS})
-
-    def __init__(self) -> None:
-        self.taken: list[list[Message]] = []
-        self.acks: list[batches.Acks] = []
-
-    def take(self, messages: list[Message], acks: batches.Acks) -> None:
-        self.taken.append(messages)
-        self.acks.append(acks)
-
-    async def settle(self) -> None:
-        return None
-
-    def pending(self) -> int:
-        return sum(a.count for a in self.acks)
-
-
-def fetching(con: aurora.Consumer, fetched: dict[TP, list[Record]]) -> list[Any]:
-    """Make the next fetch return `fetched`; return the rewinds the consumer asks for."""
-    rewinds: list[Any] = []
-
-    async def wait_next_records(timeout: float) -> tuple[Any, Any]:
-        con._fetched = fetched
-        return fetched, set(fetched)
-
-    async def rewind(wanted: Any) -> None:
-        rewinds.append(wanted)
-
-    con._wait_next_records = wait_next_records  # type: ignore[method-assign]
-    con._rewind = rewind  # type: ignore[method-assign,assignment]
-    return rewinds
-
-
-def with_sink() -> tuple[aurora.Consumer, Sink]:
-    """A consumer with flow control on, handing its event batches to a `Sink`."""
-    con = consumer()
-    con.app.flow_control.resume()
-    sink = Sink()
-    con.transport.sink = sink  # type: ignore[attr-defined]
-    return con, sink
-
-
-async def drain(con: aurora.Consumer) -> list[Any]:
-    return [item async for item in con.getmany(timeout=0.1)]
 
 
 def test_a_fetch_is_handed_over_as_one_batch_and_acknowledged_in_bulk() -> None:

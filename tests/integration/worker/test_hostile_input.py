@@ -20,14 +20,7 @@ from stream.catalog import EVENT_TYPES, VIEWS
 from stream.settings import Settings
 from stream.synth.generator import GeneratedEvent
 from tests.hostile import HOSTILE_USER_IDS, hostile
-from tests.integration.test_worker import (  # noqa: F401 - fixtures
-    Worker,
-    produce,
-    start_worker,
-    stream_settings,
-    traffic,
-    verify_all,
-)
+from tests.integration.helpers import Worker, produce, traffic, verify_all
 
 pytestmark = pytest.mark.integration
 
@@ -49,8 +42,8 @@ def draw(valid: list[GeneratedEvent], n: int) -> list[bytes]:
 
 
 def test_hostile_messages_end_in_the_dlq_and_change_nothing_else(
-    stream_settings: Settings,  # noqa: F811 - the imported fixture
-    start_worker: Worker,  # noqa: F811 - the imported fixture
+    stream_settings: Settings,
+    start_worker: Worker,
     feature_store: FeatureStore,
     pg_conn: psycopg2.extensions.connection,
     unique: str,

@@ -13,7 +13,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from stream.worker import aiokafka_adapter, batches
 from stream.worker import faust_adapter as aurora
-from tests.unit.test_consumer_batches import with_sink
+from tests.unit.worker.fixtures import with_sink
 
 EVENTS, OTHER = "aurora.events.sleep", "aurora-features-user-state-changelog"
 

@@ -15,15 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream.core.events import event_seconds
 from stream.core.state import VIEW_OF
 from stream.settings import Settings
-from tests.integration.test_worker import (  # noqa: F401 - fixtures
-    Worker,
-    archived,
-    produce,
-    start_worker,
-    stream_settings,
-    traffic,
-    wait_for,
-)
+from tests.integration.helpers import Worker, archived, produce, traffic, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +46,8 @@ def value(
 
 
 def test_metrics_count_what_the_worker_did(
-    stream_settings: Settings,  # noqa: F811 - the imported fixture
-    start_worker: Worker,  # noqa: F811 - the imported fixture
+    stream_settings: Settings,
+    start_worker: Worker,
     pg_conn: psycopg2.extensions.connection,
     unique: str,
     tmp_path: Path,

@@ -29,16 +29,7 @@ from stream.replay.span import ReplayRange
 from stream.settings import Settings
 from stream.synth.generator import GeneratedEvent, GeneratorConfig, generate
 from stream.synth.send import write_jsonl
-from tests.integration.test_worker import (  # noqa: F401 - fixtures
-    Worker,
-    archived,
-    offline_rows,
-    produce,
-    same,
-    start_worker,
-    stream_settings,
-    wait_for,
-)
+from tests.integration.helpers import Worker, archived, offline_rows, produce, same, wait_for
 from tests.reference import RefRow, features_at, flat, rows_in_arrival_order
 
 DAYS = 3
@@ -107,8 +98,8 @@ def in_order_keys(events: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 @pytest.fixture
 def worker_run(
-    stream_settings: Settings,  # noqa: F811 - the imported fixture
-    start_worker: Worker,  # noqa: F811
+    stream_settings: Settings,
+    start_worker: Worker,
     pg_conn: psycopg2.extensions.connection,
     unique: str,
     tmp_path: Path,
@@ -129,7 +120,7 @@ def run(settings: Settings, span: ReplayRange, source: Callable[..., Any], **kw:
 
 
 def test_replay_matches_the_worker_and_the_reference(
-    stream_settings: Settings,  # noqa: F811
+    stream_settings: Settings,
     worker_run: tuple[list[GeneratedEvent], datetime],
     pg_conn: psycopg2.extensions.connection,
     feature_store: FeatureStore,
@@ -207,7 +198,7 @@ def test_replay_matches_the_worker_and_the_reference(
 
 
 def test_jsonl_source_and_resume_after_an_interruption(
-    stream_settings: Settings,  # noqa: F811
+    stream_settings: Settings,
     pg_conn: psycopg2.extensions.connection,
     unique: str,
     tmp_path: Path,
@@ -240,7 +231,7 @@ def test_jsonl_source_and_resume_after_an_interruption(
 
 
 def test_bad_ranges_and_unreachable_sources_fail_clearly(
-    stream_settings: Settings,  # noqa: F811
+    stream_settings: Settings,
     tmp_path: Path,
 ) -> None:
     now = datetime.now(UTC)

@@ -9,15 +9,12 @@ import pytest
 
 from stream.catalog import VIEWS
 from stream.settings import Settings
-from tests.integration.conftest import run_stream
-from tests.integration.test_worker import (  # noqa: F401 - fixtures
+from tests.integration.helpers import (
     Worker,
-    archived,
     expected_rows,
     offline_rows,
     produce,
-    start_worker,
-    stream_settings,
+    run_stream,
     traffic,
     wait_for,
 )
@@ -26,8 +23,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_status_is_healthy_after_a_run_and_not_without_data(
-    stream_settings: Settings,  # noqa: F811 - the imported fixture
-    start_worker: Worker,  # noqa: F811 - the imported fixture
+    stream_settings: Settings,
+    start_worker: Worker,
     pg_conn: psycopg2.extensions.connection,
     unique: str,
     tmp_path: Path,

@@ -26,14 +26,11 @@ from devstack.redis_server import Redis
 from devstack.service import LocalService
 from stream.settings import Settings
 from tests.conftest import FAULT_REPORT, Stack
-from tests.integration.test_worker import (  # noqa: F401 - fixtures
+from tests.integration.helpers import (
     Worker,
     archived,
-    expected_rows,
     offline_rows,
     produce,
-    start_worker,
-    stream_settings,
     traffic,
     verify_all,
     wait_for,
@@ -99,8 +96,8 @@ def consumer_repairs(logs: Path) -> str:
 def test_a_server_restart_mid_stream_loses_and_doubles_nothing(
     service: str,
     local: Stack,
-    stream_settings: Settings,  # noqa: F811 - the imported fixture
-    start_worker: Worker,  # noqa: F811 - the imported fixture
+    stream_settings: Settings,
+    start_worker: Worker,
     feature_store: FeatureStore,
     owner_conn: Callable[[], psycopg2.extensions.connection],
     report: Callable[..., None],
@@ -146,8 +143,8 @@ def test_a_server_restart_mid_stream_loses_and_doubles_nothing(
 
 def test_two_workers_one_killed_the_other_takes_over(
     local: Stack,
-    stream_settings: Settings,  # noqa: F811 - the imported fixture
-    start_worker: Worker,  # noqa: F811 - the imported fixture
+    stream_settings: Settings,
+    start_worker: Worker,
     feature_store: FeatureStore,
     owner_conn: Callable[[], psycopg2.extensions.connection],
     report: Callable[..., None],

@@ -17,7 +17,7 @@ from devstack.proc import ensure_debian_package
 from stream.catalog import FEATURES
 from stream.ops.migrate import load_migrations, migrate
 from stream.settings import Settings
-from tests.integration.conftest import run_stream
+from tests.integration.helpers import run_stream
 
 pytestmark = pytest.mark.integration
 

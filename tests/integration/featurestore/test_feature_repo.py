@@ -16,25 +16,9 @@ from stream.catalog import VIEWS, features_of, view
 from stream.featurestore.definitions import FEAST_TYPES
 from stream.settings import Settings
 from tests import contract
-from tests.integration.conftest import run_stream
+from tests.integration.helpers import run_stream, snapshot_rows
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def snapshot_rows(view_name: str, users: list[str], at: datetime, base: float) -> pd.DataFrame:
-    """One row per user with every feature of the view set from `base` (distinct per column)."""
-    rows: list[dict[str, Any]] = []
-    for n, user in enumerate(users):
-        row: dict[str, Any] = {"user_id": user, "event_timestamp": at}
-        for i, spec in enumerate(features_of(view_name)):
-            if spec.dtype == "int64":
-                row[spec.name] = int(base) + i + n
-            elif spec.dtype == "float64":
-                row[spec.name] = round(base + i / 10 + n, 3)
-            else:
-                row[spec.name] = f"walking-{int(base)}-{n}"
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def test_plan_and_lists_show_exactly_the_catalog(feast_settings: Settings) -> None:

@@ -18,15 +18,13 @@ from pydantic import SecretStr
 from devstack.kafka import SecureListener, secure_listener
 from stream.ops.topics import ensure_topics
 from stream.settings import Settings
-from tests.integration.test_worker import (  # noqa: F401 - fixtures
+from tests.integration.helpers import (
     Worker,
     archived,
     check_offline,
     expected_rows,
     offline_rows,
     produce,
-    start_worker,
-    stream_settings,
     traffic,
     wait_for,
 )
@@ -44,8 +42,8 @@ def listener(settings: Settings) -> SecureListener:
 
 def test_worker_and_producer_run_over_sasl_ssl(
     listener: SecureListener,
-    stream_settings: Settings,  # noqa: F811 - the imported fixture
-    start_worker: Worker,  # noqa: F811 - the imported fixture
+    stream_settings: Settings,
+    start_worker: Worker,
     pg_conn: psycopg2.extensions.connection,
     unique: str,
     tmp_path: Path,
@@ -67,7 +65,7 @@ def test_worker_and_producer_run_over_sasl_ssl(
 
 def test_a_wrong_password_is_refused(
     listener: SecureListener,
-    stream_settings: Settings,  # noqa: F811 - the imported fixture
+    stream_settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     wrong = listener.settings(stream_settings).model_copy(
@@ -86,7 +84,7 @@ def test_a_wrong_password_is_refused(
 
 def test_an_untrusted_broker_certificate_is_refused(
     listener: SecureListener,
-    stream_settings: Settings,  # noqa: F811 - the imported fixture
+    stream_settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The system's CAs do not know the local broker's self-signed certificate.

@@ -1,0 +1,230 @@
+"""What the integration tests share: traffic to send, and checks of every store against the
+independent reference (tests/reference.py)."""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+import psycopg2
+import pytest
+from feast import FeatureStore
+from kafka import KafkaConsumer
+
+from stream.catalog import VIEWS, features_of
+from stream.ops.prefix import IN_PREFIX, prefix_bounds
+from stream.producer import EventProducer
+from stream.settings import Settings
+from stream.synth.generator import GeneratedEvent, GeneratorConfig, generate
+from tests.reference import RefRow, rows_in_arrival_order
+
+# Starts a worker (`python -m stream worker`) with these settings, or the test's own.
+Worker = Callable[..., subprocess.Popen[bytes]]
+
+
+def traffic(unique: str, users: int = 24, days: int = 3) -> list[GeneratedEvent]:
+    config = GeneratorConfig(
+        users=users,
+        days=days,
+        # Event ids follow from the seed, and the archive keys on event_id across tests.
+        seed=int(unique[1:9], 16),
+        start=datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days),
+        out_of_order=0.05,
+        duplicates=0.03,
+        invalid=0.02,
+        user_prefix=f"{unique}-",
+    )
+    return list(generate(config))
+
+
+def produce(settings: Settings, events: list[GeneratedEvent]) -> None:
+    with EventProducer(settings) as producer:
+        for generated in events:
+            producer.send_raw(
+                settings.topic_for(generated.event_type), generated.key, generated.raw
+            )
+        producer.flush()
+
+
+def archived(conn: psycopg2.extensions.connection, prefix: str) -> int:
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT count(*) FROM raw_events WHERE {IN_PREFIX}", prefix_bounds(f"{prefix}-")
+        )
+        row = cur.fetchone()
+    conn.rollback()
+    return int(row[0]) if row else 0
+
+
+def offline_rows(conn: psycopg2.extensions.connection, prefix: str) -> int:
+    total = 0
+    with conn.cursor() as cur:
+        for spec in VIEWS:
+            cur.execute(
+                f"SELECT count(*) FROM {spec.table} WHERE {IN_PREFIX}",
+                prefix_bounds(f"{prefix}-"),
+            )
+            row = cur.fetchone()
+            total += int(row[0]) if row else 0
+    conn.rollback()
+    return total
+
+
+def settle(store: FeatureStore, want: list[RefRow], timeout_s: float = 30) -> None:
+    """Online rows follow the offline ones in each flush; give the last flush a moment."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            check_online(store, want)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, logs: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            tail = "\n".join(
+                p.read_text(errors="replace")[-3000:] for p in sorted(logs.glob("worker-*.log"))
+            )
+            pytest.fail(f"timed out waiting for {what}\n{tail}")
+        time.sleep(1)
+
+
+def expected_rows(events: list[GeneratedEvent]) -> list[RefRow]:
+    return rows_in_arrival_order([g.event for g in events if g.valid and g.event is not None])
+
+
+def same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return bool(a == b)
+
+
+def check_online(store: FeatureStore, want: list[RefRow]) -> None:
+    final: dict[tuple[str, str], RefRow] = {}
+    for row in want:
+        final[(row.view, row.user_id)] = row
+    for spec in VIEWS:
+        users = sorted(u for v, u in final if v == spec.name)
+        refs = [f"{spec.name}:{f.name}" for f in features_of(spec.name)]
+        got = store.get_online_features(
+            features=refs, entity_rows=[{"user_id": u} for u in users]
+        ).to_dict()
+        for i, user in enumerate(users):
+            for f in features_of(spec.name):
+                expected = final[(spec.name, user)].values[f.name]
+                assert same(got[f.name][i], expected), (
+                    spec.name,
+                    user,
+                    f.name,
+                    got[f.name][i],
+                    expected,
+                )
+
+
+def check_offline(conn: psycopg2.extensions.connection, prefix: str, want: list[RefRow]) -> None:
+    for spec in VIEWS:
+        names = [f.name for f in features_of(spec.name)]
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT user_id, event_timestamp, {', '.join(names)} FROM {spec.table} "
+                f"WHERE {IN_PREFIX}",
+                prefix_bounds(f"{prefix}-"),
+            )
+            stored = {(r[0], r[1]): r[2:] for r in cur.fetchall()}
+        conn.rollback()
+        expected = {
+            (
+                r.user_id,
+                datetime.fromtimestamp(r.row_us // 1_000_000, UTC).replace(
+                    microsecond=r.row_us % 1_000_000
+                ),
+            ): r
+            for r in want
+            if r.view == spec.name
+        }
+        assert set(stored) == set(expected), f"{spec.name}: snapshot rows differ"
+        for key, values in stored.items():
+            for name, value in zip(names, values, strict=True):
+                assert same(value, expected[key].values[name]), (spec.name, key, name)
+
+
+def check_dlq(settings: Settings, events: list[GeneratedEvent]) -> None:
+    invalid = sorted(g.raw for g in events if not g.valid)
+    consumer = KafkaConsumer(
+        settings.dlq_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    records = [orjson.loads(m.value) for m in consumer]
+    consumer.close()
+    got = sorted(base64.b64decode(r["value_b64"]) for r in records)
+    assert set(got) == set(invalid)
+    assert all(
+        r["error"]["rule"] and r["source"]["topic"].startswith(settings.topic_prefix)
+        for r in records
+    )
+    return None
+
+
+def verify_all(
+    settings: Settings,
+    store: FeatureStore,
+    conn: psycopg2.extensions.connection,
+    unique: str,
+    events: list[GeneratedEvent],
+    logs: Path,
+) -> None:
+    """Wait for the worker to finish, then compare archive, offline, online and DLQ."""
+    want = expected_rows(events)
+    valid_unique = len({g.event["event_id"] for g in events if g.valid and g.event})
+    wait_for(lambda: archived(conn, unique) == valid_unique, 300, "the archive", logs)
+    wait_for(lambda: offline_rows(conn, unique) >= len(want), 60, "the snapshots", logs)
+    check_offline(conn, unique, want)
+    settle(store, want)
+    check_dlq(settings, events)
+
+
+def snapshot_rows(view_name: str, users: list[str], at: datetime, base: float) -> pd.DataFrame:
+    """One row per user with every feature of the view set from `base` (distinct per column)."""
+    rows: list[dict[str, Any]] = []
+    for n, user in enumerate(users):
+        row: dict[str, Any] = {"user_id": user, "event_timestamp": at}
+        for i, spec in enumerate(features_of(view_name)):
+            if spec.dtype == "int64":
+                row[spec.name] = int(base) + i + n
+            elif spec.dtype == "float64":
+                row[spec.name] = round(base + i / 10 + n, 3)
+            else:
+                row[spec.name] = f"walking-{int(base)}-{n}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_stream(
+    settings: Settings, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python -m stream ARGS` in a child process configured with these settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "stream", *args],
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
