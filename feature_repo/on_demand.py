@@ -23,7 +23,11 @@ request_context = RequestSource(
     name="request_context",
     schema=[
         Field(name="current_hour", dtype=Int64, description="Local hour of the request, 0-23."),
-        Field(name="day_of_week", dtype=Int64, description="0 = Monday ... 6 = Sunday."),
+        Field(
+            name="day_of_week",
+            dtype=Int64,
+            description="0 = Monday ... 6 = Sunday; tells the weekend when is_weekend is missing.",
+        ),
         Field(name="is_weekend", dtype=Int64, description="1 on Saturday and Sunday, else 0."),
     ],
     description="What the app knows at request time.",
@@ -40,7 +44,8 @@ request_context = RequestSource(
     mode="python",
     description=(
         "predicted_energy (1-10): energy level expected now, from recent energy, sleep, "
-        "exercise and the hour; energy_confidence (0-1): lower when inputs are missing."
+        "exercise, the hour and the weekend (is_weekend, or day_of_week 5-6 when is_weekend "
+        "is missing); energy_confidence (0-1): lower when inputs are missing."
     ),
     owner="ml-platform@aurora.life",
     tags={"team": "ml-platform"},

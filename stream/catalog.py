@@ -1,7 +1,7 @@
 """The feature catalog: every feature of the five views, its source events, window and definition.
 
 This table is the single source of truth. The Feast feature views are built from it
-(`stream.featurestore.definitions`), the streaming aggregation reads it, `schemas/README.md` is
+(`stream.featurestore.definitions`), the streaming aggregation reads it, `docs/catalog.md` is
 rendered from it, and the tests check each of those against it.
 
 Windows are in event time. A window of length W at time T covers the events whose timestamp lies

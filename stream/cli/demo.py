@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg2
 
-from stream.catalog import VIEWS
+from stream.catalog import VIEWS, features_of
 from stream.core.events import encode
 from stream.featurestore.env import open_store
 from stream.ops.prefix import IN_PREFIX, prefix_bounds
@@ -172,11 +172,35 @@ def _show_services(settings: Settings, user: str) -> None:
         "day_of_week": local.weekday(),
         "is_weekend": int(local.weekday() >= 5),
     }
-    for service in ("energy_prediction_v1", "wellness_dashboard_v1"):
-        values = store.get_online_features(
-            features=store.get_feature_service(service), entity_rows=[row]
-        ).to_dict()
-        _say(f"\n{service} for {user}:")
-        width = max(len(name) for name in values)
-        for name, column in values.items():
-            _say(f"  {name:<{width}}  {column[0]!r}")
+    for service_name in ("energy_prediction_v1", "wellness_dashboard_v1"):
+        service = store.get_feature_service(service_name)
+        values = store.get_online_features(features=service, entity_rows=[row]).to_dict()
+        _say(f"\n{service_name} for {user} ({local:%A %H:%M} UTC):")
+        for view_name, names in service_layout(service):
+            _say(f"  {view_name}")
+            width = max(len(name) for name in names)
+            for name in names:
+                _say(f"    {name:<{width}}  {readable(values[name][0])}")
+
+
+def service_layout(service: Any) -> list[tuple[str, list[str]]]:
+    """A feature service's features grouped by view: base views in catalog order, each view's
+    features as the catalog lists them; on-demand views as the service declares them."""
+    projections = {p.name: [f.name for f in p.features] for p in service.feature_view_projections}
+    layout = [
+        (v.name, [f.name for f in features_of(v.name)]) for v in VIEWS if v.name in projections
+    ]
+    layout += [
+        (name, names) for name, names in projections.items() if name not in {v.name for v in VIEWS}
+    ]
+    return layout
+
+
+def readable(value: Any) -> str:
+    """A value as a person reads it: floats to three decimals (the stored values stay exact)."""
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        rounded = round(value, 3)
+        return f"{rounded + 0.0:,}"  # + 0.0: a rounded -0.0001 reads 0.0, not -0.0
+    return str(value)

@@ -27,11 +27,10 @@ def cmd_feast_env(_: argparse.Namespace) -> int:
 
 
 def cmd_docs(_: argparse.Namespace) -> int:
-    from stream.core.events import SCHEMA_DIR
-    from stream.ops.catalog_docs import write_docs
+    from stream.ops.catalog_docs import CATALOG_PAGE, write_docs
 
-    changed = write_docs(SCHEMA_DIR / "README.md")
-    print(f"schemas/README.md: {'catalog table rewritten' if changed else 'up to date'}")
+    changed = write_docs()
+    print(f"{CATALOG_PAGE.name}: {'rewritten' if changed else 'up to date'}")
     return 0
 
 
@@ -47,5 +46,5 @@ def register(commands: Any) -> None:
         "feast-env", help="print the variables feature_store.yaml reads, as shell exports"
     ).set_defaults(run=cmd_feast_env)
     commands.add_parser(
-        "docs", help="render the feature catalog into schemas/README.md"
+        "docs", help="render the feature catalog into docs/catalog.md"
     ).set_defaults(run=cmd_docs)

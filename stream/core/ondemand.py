@@ -68,6 +68,16 @@ def circadian(hour: float | None) -> float:
     return 0.8 * math.cos(2 * math.pi * (hour - 13) / 24)
 
 
+def weekend(is_weekend: Any, day_of_week: Any) -> bool:
+    """Whether the request falls on a weekend: `is_weekend` when given, else `day_of_week`
+    (0 = Monday ... 6 = Sunday; 5 and 6 are the weekend)."""
+    flag = number(is_weekend, 0, 1)
+    if flag is not None:
+        return flag == 1
+    day = number(day_of_week, 0, 6)
+    return day is not None and day >= 5
+
+
 def energy(row: Mapping[str, Any]) -> tuple[float, float]:
     """(predicted_energy 1-10, energy_confidence 0-1) for one row."""
     x = {
@@ -89,7 +99,7 @@ def energy(row: Mapping[str, Any]) -> tuple[float, float]:
     if x["avg_energy_after_exercise_7d"] is not None:
         value += 0.2 * (x["avg_energy_after_exercise_7d"] - base)
     value += circadian(x["current_hour"])
-    if number(row.get("is_weekend"), 0, 1) == 1:
+    if weekend(row.get("is_weekend"), row.get("day_of_week")):
         value += 0.2
     return round(clip(value, 1.0, 10.0), 6), confidence(x, ENERGY_WEIGHTS)
 

@@ -100,3 +100,25 @@ def test_wellness_weights_and_trend() -> None:
 )  # fmt: skip
 def test_trend_thresholds(score: float, trend: str) -> None:
     assert ondemand.trend(score) == trend
+
+
+@pytest.mark.parametrize(
+    ("is_weekend", "day_of_week", "weekend"),
+    [
+        (1, None, True),
+        (0, None, False),
+        (None, 5, True),
+        (None, 6, True),
+        (None, 0, False),
+        (None, 4, False),
+        (0, 6, False),  # is_weekend, when given, wins
+        (None, None, False),
+        (None, 9, False),  # no such day: unknown, so no nudge
+    ],
+)
+def test_the_weekend_comes_from_is_weekend_or_else_day_of_week(
+    is_weekend: int | None, day_of_week: int | None, weekend: bool
+) -> None:
+    assert ondemand.weekend(is_weekend, day_of_week) is weekend
+    row = {"avg_energy_7d": 5.0, "is_weekend": is_weekend, "day_of_week": day_of_week}
+    assert ondemand.energy(row)[0] == (5.2 if weekend else 5.0)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from stream.catalog import EVENT_TYPES, FEATURES
-from stream.core.events import SCHEMA_DIR
 from stream.core.observe import observe
-from stream.ops.catalog_docs import payload_fields, splice
+from stream.ops.catalog_docs import CATALOG_PAGE, payload_fields, render_catalog
 from stream.synth.generator import GeneratorConfig, generate
 
 
@@ -34,6 +33,6 @@ def test_every_column_is_a_schema_field_or_a_derived_measure() -> None:
             assert spec.column in known, f"{spec.name}: {spec.column} is nowhere in {event_type}"
 
 
-def test_schemas_readme_renders_the_current_catalog() -> None:
-    readme = (SCHEMA_DIR / "README.md").read_text()
-    assert splice(readme) == readme, "run `python -m stream docs` and commit schemas/README.md"
+def test_the_catalog_page_renders_the_current_catalog() -> None:
+    page = CATALOG_PAGE.read_text()
+    assert page == render_catalog(), "run `python -m stream docs` and commit docs/catalog.md"
