@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import psycopg2
 from psycopg import sql
 
 from devstack.proc import children
@@ -74,9 +73,9 @@ def drop_schema(settings: Settings) -> None:
         )
 
 
-def connect(settings: Settings) -> psycopg2.extensions.connection:
+def connect(settings: Settings) -> psycopg.Connection[Any]:
     """A connection that reads the run's schema."""
-    return psycopg2.connect(
+    return psycopg.connect(
         settings.postgres_conninfo(), options=f"-c search_path={settings.postgres_schema}"
     )
 
@@ -210,6 +209,12 @@ def worker_mains(pid: int) -> list[int]:
     return supervised or [pid]
 
 
+# A steady state needs this many events after the first archived one, and this share of the run:
+# fewer, and the figure is one flush's worth, dominated by the wait for the last rows.
+STEADY_MIN_EVENTS = 50_000
+STEADY_MIN_SHARE = 0.5
+
+
 class CpuMeter:
     """CPU seconds per part of the pipeline between two marks: the worker's main process (or
     processes, with their supervisor), its writer process (or processes), and each local service
@@ -237,14 +242,20 @@ class CpuMeter:
             self.start = (time.monotonic(), events, self.parts())
 
     def per_event(self, events: int) -> dict[str, Any]:
-        """Microseconds of CPU per event for each part since the mark, and cores kept busy."""
+        """Microseconds of CPU per event for each part since the mark, and cores kept busy.
+
+        `measured` is False when too few events came after the mark for a steady state (a
+        quick run is over by its first flush or two): its figures are then not reported.
+        """
         assert self.start is not None, "mark() first"
         began, events_then, then = self.start
         now = self.parts()
         n = max(1, events - events_then)
         used = {k: now[k] - then.get(k, 0.0) for k in now}
         total = sum(used.values())
+        measured = n >= STEADY_MIN_EVENTS and n >= STEADY_MIN_SHARE * events
         return {
+            "measured": measured,
             "events": n,
             "seconds": round(time.monotonic() - began, 2),
             "us_per_event": {k: round(v / n * 1e6) for k, v in used.items()},

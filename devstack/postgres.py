@@ -9,8 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import psycopg2
-from psycopg2 import sql
+import psycopg
+from psycopg import sql
 
 from devstack.errors import StackError
 from devstack.probes import ProbeResult
@@ -117,15 +117,15 @@ class Postgres(LocalService):
 
     def _superuser_probe(self) -> ProbeResult:
         try:
-            psycopg2.connect(self._superuser_conninfo(), connect_timeout=3).close()
-        except psycopg2.Error as exc:
+            psycopg.connect(self._superuser_conninfo(), connect_timeout=3).close()
+        except psycopg.Error as exc:
             return ProbeResult(False, str(exc).strip())
         return ProbeResult(True, "accepting connections")
 
     def _bootstrap(self) -> None:
         """Create the role and database named in the DSN when they are missing."""
         pg = self.settings.postgres
-        conn = psycopg2.connect(self._superuser_conninfo())
+        conn = psycopg.connect(self._superuser_conninfo())
         conn.autocommit = True
         try:
             with conn.cursor() as cur:

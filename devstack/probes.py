@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import redis
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
@@ -41,14 +41,14 @@ def probe_kafka(settings: Settings) -> ProbeResult:
 
 def probe_postgres(settings: Settings) -> ProbeResult:
     try:
-        with psycopg2.connect(settings.postgres_conninfo(), connect_timeout=3) as conn:
+        with psycopg.connect(settings.postgres_conninfo(), connect_timeout=3) as conn:
             with conn.cursor() as cur:
                 cur.execute("SHOW server_version")
                 row = cur.fetchone()
             conn.rollback()
         conn.close()
         return ProbeResult(True, f"PostgreSQL {row[0] if row else '?'}")
-    except psycopg2.Error as exc:
+    except psycopg.Error as exc:
         return ProbeResult(False, f"cannot connect: {str(exc).strip()}")
 
 

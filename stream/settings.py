@@ -254,7 +254,7 @@ class Settings(BaseSettings):
         )
 
     def postgres_conninfo(self, database: str | None = None) -> str:
-        """A libpq connection string (psycopg2 and psycopg accept it), with the sslmode applied."""
+        """A libpq connection string for psycopg, with the sslmode applied."""
         pg = self.postgres
         fields = {
             "host": pg.host,

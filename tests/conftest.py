@@ -14,11 +14,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
 import redis
 from kafka.admin import KafkaAdminClient, NewTopic
-from psycopg2 import sql
+from psycopg import sql
 from pydantic import SecretStr
 
 from devstack.compose import docker_available
@@ -105,7 +105,7 @@ def _session_database(base: Settings) -> Iterator[Settings]:
 
 
 def _admin(settings: Settings, statement: sql.Composed) -> None:
-    conn = psycopg2.connect(settings.postgres_conninfo())
+    conn = psycopg.connect(settings.postgres_conninfo())
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -144,21 +144,23 @@ def kafka_topic(settings: Settings, unique: str) -> Iterator[Callable[..., str]]
 
 
 @pytest.fixture
-def pg_conn(settings: Settings) -> Iterator[psycopg2.extensions.connection]:
-    conn = psycopg2.connect(settings.postgres_conninfo())
+def pg_conn(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
+    conn = psycopg.connect(settings.postgres_conninfo())
     yield conn
     conn.close()
 
 
 @pytest.fixture
-def pg_schema(pg_conn: psycopg2.extensions.connection, unique: str) -> Iterator[str]:
+def pg_schema(pg_conn: psycopg.Connection[Any], unique: str) -> Iterator[str]:
     """A schema of this test's own, dropped with everything in it afterwards."""
-    with pg_conn, pg_conn.cursor() as cur:
+    with pg_conn.cursor() as cur:
         cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(unique)))
+    pg_conn.commit()
     yield unique
     pg_conn.rollback()
-    with pg_conn, pg_conn.cursor() as cur:
+    with pg_conn.cursor() as cur:
         cur.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(unique)))
+    pg_conn.commit()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg2
+import psycopg
 
 from stream.catalog import VIEWS, features_of
 from stream.core.events import encode
@@ -36,7 +36,7 @@ def _say(text: str) -> None:
 
 
 def _count(settings: Settings, sql: str, args: tuple[Any, ...] = ()) -> int:
-    with psycopg2.connect(settings.postgres_conninfo()) as conn, conn.cursor() as cur:
+    with psycopg.connect(settings.postgres_conninfo()) as conn, conn.cursor() as cur:
         cur.execute(sql, args)
         row = cur.fetchone()
     conn.close()

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-import psycopg2
-from psycopg2 import sql
+import psycopg
+from psycopg import sql
 
 from stream.errors import MigrationError
 
@@ -51,7 +51,7 @@ def load_migrations(folder: Traversable | None = None) -> list[Migration]:
 def migrate(conninfo: str, migrations: Iterable[Migration], schema: str = "public") -> list[int]:
     """Apply the migrations not yet recorded in `schema`; return the versions applied now."""
     applied_now: list[int] = []
-    conn = psycopg2.connect(conninfo)
+    conn = psycopg.connect(conninfo)
     try:
         with conn, conn.cursor() as cur:
             # Two workers starting together must not both apply the same migration.
@@ -69,7 +69,7 @@ def migrate(conninfo: str, migrations: Iterable[Migration], schema: str = "publi
                 """
             )
             cur.execute("SELECT version, checksum FROM schema_migrations")
-            recorded = dict(cur.fetchall())
+            recorded: dict[int, str] = {int(v): str(c) for v, c in cur.fetchall()}
             for migration in migrations:
                 known = recorded.get(migration.version)
                 if known is not None:
@@ -82,7 +82,7 @@ def migrate(conninfo: str, migrations: Iterable[Migration], schema: str = "publi
                 logger.info("applying migration %04d_%s", migration.version, migration.name)
                 try:
                     cur.execute(migration.sql)
-                except psycopg2.Error as exc:
+                except psycopg.Error as exc:
                     raise MigrationError(
                         f"migration {migration.version:04d}_{migration.name} failed: {exc}"
                     ) from exc

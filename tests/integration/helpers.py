@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pandas as pd
-import psycopg2
+import psycopg
 import pytest
 from feast import FeatureStore
 from kafka import KafkaConsumer
@@ -56,7 +56,7 @@ def produce(settings: Settings, events: list[GeneratedEvent]) -> None:
         producer.flush()
 
 
-def archived(conn: psycopg2.extensions.connection, prefix: str) -> int:
+def archived(conn: psycopg.Connection[Any], prefix: str) -> int:
     with conn.cursor() as cur:
         cur.execute(
             f"SELECT count(*) FROM raw_events WHERE {IN_PREFIX}", prefix_bounds(f"{prefix}-")
@@ -66,7 +66,7 @@ def archived(conn: psycopg2.extensions.connection, prefix: str) -> int:
     return int(row[0]) if row else 0
 
 
-def offline_rows(conn: psycopg2.extensions.connection, prefix: str) -> int:
+def offline_rows(conn: psycopg.Connection[Any], prefix: str) -> int:
     total = 0
     with conn.cursor() as cur:
         for spec in VIEWS:
@@ -136,7 +136,7 @@ def check_online(store: FeatureStore, want: list[RefRow]) -> None:
                 )
 
 
-def check_offline(conn: psycopg2.extensions.connection, prefix: str, want: list[RefRow]) -> None:
+def check_offline(conn: psycopg.Connection[Any], prefix: str, want: list[RefRow]) -> None:
     for spec in VIEWS:
         names = [f.name for f in features_of(spec.name)]
         with conn.cursor() as cur:
@@ -185,7 +185,7 @@ def check_dlq(settings: Settings, events: list[GeneratedEvent]) -> None:
 def verify_all(
     settings: Settings,
     store: FeatureStore,
-    conn: psycopg2.extensions.connection,
+    conn: psycopg.Connection[Any],
     unique: str,
     events: list[GeneratedEvent],
     logs: Path,

@@ -9,13 +9,14 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
 import redis
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaProducer
-from psycopg2 import sql
+from psycopg import sql
 
 from devstack.probes import PROBES
 from stream.settings import Settings
@@ -77,15 +78,17 @@ async def _consume(settings: Settings, topic: str, expected: int) -> list[tuple[
     return received
 
 
-def test_postgres_copy_round_trip(pg_conn: psycopg2.extensions.connection, pg_schema: str) -> None:
+def test_postgres_copy_round_trip(pg_conn: psycopg.Connection[Any], pg_schema: str) -> None:
     rows = [(f"user-{i}", i * 0.5, f"note with tab\\tand 'quote' {i}") for i in range(5000)]
     buffer = io.StringIO("".join(f"{u}\t{v}\t{n}\n" for u, v, n in rows))
     table = sql.Identifier(pg_schema, "copy_probe")
-    with pg_conn, pg_conn.cursor() as cur:
+    with pg_conn.cursor() as cur:
         cur.execute(
             sql.SQL("CREATE TABLE {} (user_id text, value float8, note text)").format(table)
         )
-        cur.copy_expert(sql.SQL("COPY {} FROM STDIN").format(table).as_string(cur), buffer)
+        with cur.copy(sql.SQL("COPY {} FROM STDIN").format(table)) as copy:
+            copy.write(buffer.getvalue())
+    pg_conn.commit()
     with pg_conn.cursor() as cur:
         cur.execute(sql.SQL("SELECT user_id, value, note FROM {} ORDER BY value").format(table))
         back = cur.fetchall()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-import psycopg2
+import psycopg
 import pytest
 from feast import FeatureStore
 from feast.data_source import PushMode
@@ -60,7 +60,7 @@ def test_services_hold_exactly_the_catalog_contents(feature_store: FeatureStore)
         assert [p.name for p in services[name].feature_view_projections] == expected
 
 
-def test_snapshot_tables_match_the_catalog(pg_conn: psycopg2.extensions.connection) -> None:
+def test_snapshot_tables_match_the_catalog(pg_conn: psycopg.Connection[Any]) -> None:
     pg_types = {"int64": "bigint", "float64": "double precision", "string": "text"}
     with pg_conn.cursor() as cur:
         for spec in VIEWS:
@@ -74,7 +74,7 @@ def test_snapshot_tables_match_the_catalog(pg_conn: psycopg2.extensions.connecti
             assert cur.fetchall() == expected
 
 
-def _offline_rows(conn: psycopg2.extensions.connection, table: str, users: list[str]) -> list[Any]:
+def _offline_rows(conn: psycopg.Connection[Any], table: str, users: list[str]) -> list[Any]:
     with conn.cursor() as cur:
         cur.execute(
             f"SELECT * FROM {table} WHERE user_id = ANY(%s) ORDER BY user_id, event_timestamp",
@@ -88,7 +88,7 @@ def _offline_rows(conn: psycopg2.extensions.connection, table: str, users: list[
 @pytest.mark.parametrize("view_name", [v.name for v in VIEWS])
 def test_push_online_and_offline_lands_once(
     feature_store: FeatureStore,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     user_ids: Callable[[int], list[str]],
     view_name: str,
 ) -> None:
@@ -115,7 +115,7 @@ def test_push_online_and_offline_lands_once(
 
 def test_a_corrected_push_replaces_the_offline_row(
     feature_store: FeatureStore,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     user_ids: Callable[[int], list[str]],
 ) -> None:
     users = user_ids(1)
@@ -199,7 +199,7 @@ def test_the_sql_registry_serves_several_processes(settings: Settings) -> None:
     listed = run_stream(shared, "feast", "feature-services", "list")
     assert listed.returncode == 0, listed.stderr
     assert {line.split()[0] for line in listed.stdout.splitlines()[1:]} == set(contract.SERVICES)
-    with psycopg2.connect(shared.postgres_conninfo()) as conn, conn.cursor() as cur:
+    with psycopg.connect(shared.postgres_conninfo()) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT count(*) FROM feature_services WHERE project_id = %s", (shared.feast_project,)
         )

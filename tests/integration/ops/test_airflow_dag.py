@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 AIRFLOW = "apache-airflow==2.11.2"
-DAGS = Path(__file__).resolve().parents[2] / "airflow" / "dags"
+DAGS = Path(__file__).resolve().parents[3] / "airflow" / "dags"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "aurora-features"
 
 PROBE = """

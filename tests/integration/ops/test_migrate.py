@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
-from psycopg2 import sql
+from psycopg import sql
 
 from stream.errors import MigrationError
 from stream.ops.migrate import load_migrations, migrate
@@ -21,9 +22,7 @@ def _write(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-def _columns(
-    conn: psycopg2.extensions.connection, schema: str, table: str
-) -> list[tuple[str, str]]:
+def _columns(conn: psycopg.Connection[Any], schema: str, table: str) -> list[tuple[str, str]]:
     """(name, data type) of each column of `table`, in order."""
     with conn.cursor() as cur:
         cur.execute(
@@ -37,7 +36,7 @@ def _columns(
 
 
 def test_applies_each_migration_once_in_order(
-    tmp_path: Path, settings: Settings, pg_schema: str, pg_conn: psycopg2.extensions.connection
+    tmp_path: Path, settings: Settings, pg_schema: str, pg_conn: psycopg.Connection[Any]
 ) -> None:
     folder = _write(
         tmp_path / "m",
@@ -64,7 +63,7 @@ def test_refuses_a_migration_edited_after_it_was_applied(
 
 
 def test_a_failing_migration_applies_nothing_of_its_run(
-    tmp_path: Path, settings: Settings, pg_schema: str, pg_conn: psycopg2.extensions.connection
+    tmp_path: Path, settings: Settings, pg_schema: str, pg_conn: psycopg.Connection[Any]
 ) -> None:
     folder = _write(
         tmp_path / "m",
@@ -84,7 +83,7 @@ def test_duplicate_versions_are_refused(tmp_path: Path) -> None:
 
 
 def test_an_archive_made_before_0006_keeps_its_events_and_loses_the_user_index(
-    settings: Settings, pg_schema: str, pg_conn: psycopg2.extensions.connection
+    settings: Settings, pg_schema: str, pg_conn: psycopg.Connection[Any]
 ) -> None:
     """The packaged migrations upgrade a jsonb archive in place: every event stays, as JSON
     text, and the archive's indexes are its key and event time only."""
@@ -93,7 +92,7 @@ def test_an_archive_made_before_0006_keeps_its_events_and_loses_the_user_index(
     before = [m for m in packaged if m.version < 6]
     assert migrate(conninfo, before, schema=pg_schema) == [m.version for m in before]
     event = {"event_id": "0b6f7d1e-0000-4000-8000-000000000001", "payload": {"mood": 7}}
-    with pg_conn, pg_conn.cursor() as cur:
+    with pg_conn.cursor() as cur:
         cur.execute(
             sql.SQL(
                 "INSERT INTO {}.raw_events (event_id, user_id, event_type, event_timestamp, event) "
@@ -101,6 +100,7 @@ def test_an_archive_made_before_0006_keeps_its_events_and_loses_the_user_index(
             ).format(sql.Identifier(pg_schema)),
             (event["event_id"], json.dumps(event)),
         )
+    pg_conn.commit()
     assert migrate(conninfo, packaged, schema=pg_schema) == [
         m.version for m in packaged if m.version >= 6
     ]

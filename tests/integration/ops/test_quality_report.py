@@ -7,11 +7,11 @@ import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import psycopg2
+import psycopg
 import pytest
-from psycopg2.extras import execute_values
 
 from devstack.proc import ensure_debian_package
 from stream.catalog import FEATURES
@@ -28,7 +28,7 @@ def chromium() -> str:
     )
 
 
-def fill(conn: psycopg2.extensions.connection, schema: str, now: datetime) -> None:
+def fill(conn: psycopg.Connection[Any], schema: str, now: datetime) -> None:
     """Two weeks of user_activity_features: the 7d count shifts this week, energy does not."""
     rng = np.random.default_rng(5)
     rows: list[tuple[str, datetime, int | None, float | None]] = []
@@ -39,19 +39,19 @@ def fill(conn: psycopg2.extensions.connection, schema: str, now: datetime) -> No
             rows.append((f"q-{i % 40}", at, int(rng.poisson(count_mean)), energy))
     rows.append(("q-bad", now - timedelta(days=1), 3, 42.0))  # out of the schema's 1..10
     rows.append(("q-null", now - timedelta(days=1), None, None))
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         cur.execute(f"SET search_path TO {schema}")
-        execute_values(
-            cur,
+        cur.executemany(
             "INSERT INTO user_activity_features "
-            "(user_id, event_timestamp, activity_count_7d, avg_energy_7d) VALUES %s",
+            "(user_id, event_timestamp, activity_count_7d, avg_energy_7d) VALUES (%s, %s, %s, %s)",
             rows,
         )
+    conn.commit()
 
 
 def test_the_report_shows_drift_range_and_charts_in_a_browser(
     settings: Settings,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     pg_schema: str,
     tmp_path: Path,
 ) -> None:

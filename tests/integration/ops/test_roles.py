@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-import psycopg2
-import psycopg2.errors
+import psycopg
 import pytest
-from psycopg2 import sql
+from psycopg import sql
 from pydantic import SecretStr
 
 from stream.ops.migrate import load_migrations, migrate
@@ -42,19 +42,20 @@ def schema(settings: Settings, pg_schema: str) -> str:
 
 @pytest.fixture
 def login(
-    settings: Settings, pg_conn: psycopg2.extensions.connection, schema: str, unique: str
+    settings: Settings, pg_conn: psycopg.Connection[Any], schema: str, unique: str
 ) -> Iterator[Login]:
     """Factory: settings that log in as a new user holding `role`, on the test's schema."""
     made: list[str] = []
 
     def make(role: str) -> Settings:
         user = f"{unique}_{role.removeprefix('aurora_')}"
-        with pg_conn, pg_conn.cursor() as cur:
+        with pg_conn.cursor() as cur:
             cur.execute(
                 sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(
                     sql.Identifier(user), sql.Identifier(role)
                 )
             )
+        pg_conn.commit()
         made.append(user)
         pg = settings.postgres
         return settings.model_copy(
@@ -67,24 +68,25 @@ def login(
     yield make
     pg_conn.rollback()
     for user in made:
-        with pg_conn, pg_conn.cursor() as cur:
+        with pg_conn.cursor() as cur:
             cur.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(user)))
             cur.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(user)))
+        pg_conn.commit()
 
 
-def connect(settings: Settings) -> psycopg2.extensions.connection:
-    return psycopg2.connect(
+def connect(settings: Settings) -> psycopg.Connection[Any]:
+    return psycopg.connect(
         settings.postgres_conninfo(), options=f"-c search_path={settings.postgres_schema}"
     )
 
 
-def allowed(conn: psycopg2.extensions.connection, statement: str) -> bool:
+def allowed(conn: psycopg.Connection[Any], statement: str) -> bool:
     """Run `statement` in a transaction that is rolled back; False when privileges refuse it."""
     try:
         with conn.cursor() as cur:
             cur.execute(statement)
         return True
-    except psycopg2.errors.InsufficientPrivilege:
+    except psycopg.errors.InsufficientPrivilege:
         return False
     finally:
         conn.rollback()
@@ -175,7 +177,7 @@ def test_a_worker_runs_as_the_ingestor_role(
     start_worker(worker_settings)
     produce(worker_settings, events)
 
-    owner = psycopg2.connect(settings.postgres_conninfo(), options=f"-c search_path={schema}")
+    owner = psycopg.connect(settings.postgres_conninfo(), options=f"-c search_path={schema}")
     try:
         distinct = len({g.event["event_id"] for g in events if g.valid and g.event})
         wait_for(
@@ -187,7 +189,7 @@ def test_a_worker_runs_as_the_ingestor_role(
         owner.close()
 
 
-def _count(conn: psycopg2.extensions.connection, table: str, prefix: str) -> int:
+def _count(conn: psycopg.Connection[Any], table: str, prefix: str) -> int:
     with conn.cursor() as cur:
         cur.execute(f"SELECT count(*) FROM {table} WHERE {IN_PREFIX}", prefix_bounds(f"{prefix}-"))
         row = cur.fetchone()

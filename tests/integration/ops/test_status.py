@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
 
 from stream.catalog import VIEWS
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 def test_status_is_healthy_after_a_run_and_not_without_data(
     stream_settings: Settings,
     start_worker: Worker,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
     tmp_path: Path,
 ) -> None:

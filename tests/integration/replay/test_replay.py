@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
 from feast import FeatureStore
 from pydantic import SecretStr
@@ -46,7 +46,7 @@ def traffic(unique: str) -> tuple[list[GeneratedEvent], datetime]:
     return list(generate(config)), start
 
 
-def stored(conn: psycopg2.extensions.connection, prefix: str) -> Stored:
+def stored(conn: psycopg.Connection[Any], prefix: str) -> Stored:
     rows: Stored = {}
     with conn.cursor() as cur:
         for spec in VIEWS:
@@ -100,7 +100,7 @@ def in_order_keys(events: list[dict[str, Any]]) -> set[tuple[str, str]]:
 def worker_run(
     stream_settings: Settings,
     start_worker: Worker,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
     tmp_path: Path,
 ) -> tuple[list[GeneratedEvent], datetime]:
@@ -122,7 +122,7 @@ def run(settings: Settings, span: ReplayRange, source: Callable[..., Any], **kw:
 def test_replay_matches_the_worker_and_the_reference(
     stream_settings: Settings,
     worker_run: tuple[list[GeneratedEvent], datetime],
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     feature_store: FeatureStore,
     unique: str,
 ) -> None:
@@ -199,7 +199,7 @@ def test_replay_matches_the_worker_and_the_reference(
 
 def test_jsonl_source_and_resume_after_an_interruption(
     stream_settings: Settings,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

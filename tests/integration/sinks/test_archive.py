@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
-import psycopg2
+import psycopg
 import pytest
 
 from stream.core.ingest import archive_row
@@ -47,7 +48,7 @@ def rows(unique: str) -> Callable[[int], list[ArchiveRow]]:
     return make
 
 
-def _archived(conn: psycopg2.extensions.connection, ids: list[str]) -> list[tuple[str, str]]:
+def _archived(conn: psycopg.Connection[Any], ids: list[str]) -> list[tuple[str, str]]:
     """(event_id, the archived JSON text) of each of `ids` archived."""
     with conn.cursor() as cur:
         cur.execute(
@@ -63,7 +64,7 @@ def _archived(conn: psycopg2.extensions.connection, ids: list[str]) -> list[tupl
 def test_a_new_batch_goes_straight_in(
     sink: ArchiveSink,
     rows: Callable[[int], list[ArchiveRow]],
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
 ) -> None:
     batch = rows(3)
     sink.write_rows(batch)
@@ -77,7 +78,7 @@ def test_a_new_batch_goes_straight_in(
 def test_a_replayed_batch_adds_only_what_is_new(
     sink: ArchiveSink,
     rows: Callable[[int], list[ArchiveRow]],
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
 ) -> None:
     first, later = rows(2), rows(2)
     sink.write_rows(first)
@@ -91,7 +92,7 @@ def test_a_replayed_batch_adds_only_what_is_new(
 def test_an_event_twice_in_one_batch_is_archived_once(
     sink: ArchiveSink,
     rows: Callable[[int], list[ArchiveRow]],
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
 ) -> None:
     (row,) = rows(1)
     sink.write_rows([row, row])
@@ -102,7 +103,7 @@ def test_an_event_twice_in_one_batch_is_archived_once(
 def test_an_event_is_archived_exactly_whatever_characters_it_holds(
     sink: ArchiveSink,
     rows: Callable[[int], list[ArchiveRow]],
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
 ) -> None:
     """Every character COPY's text format treats specially arrives as it was sent, inside the
     JSON and around it, the whitespace between tokens included."""

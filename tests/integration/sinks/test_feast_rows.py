@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-import psycopg2
 import pyarrow as pa
 import pytest
 from feast import FeatureStore, Field
@@ -128,7 +127,7 @@ def test_pushed_rows_read_back_online_and_offline(
     feature_store: FeatureStore,
     online_sink: OnlineSink,
     offline_sink: OfflineSink,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     user_ids: Callable[[int], list[str]],
     name: str,
 ) -> None:
@@ -173,7 +172,7 @@ def test_a_view_with_a_field_of_another_type_is_refused(online_sink: OnlineSink)
 
 def test_offline_writes_keep_one_connection_and_replace_a_dropped_one(
     offline_sink: OfflineSink,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     user_ids: Callable[[int], list[str]],
 ) -> None:
     name = "user_activity_features"

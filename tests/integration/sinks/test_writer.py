@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
-import psycopg2
 import pytest
 from feast import FeatureStore
 
@@ -45,7 +45,7 @@ def _flush(unique: str) -> tuple[list[ArchiveRow], list[Row]]:
     return result.archive, result.rows
 
 
-def _count(conn: psycopg2.extensions.connection, query: str, values: list[str]) -> int:
+def _count(conn: psycopg.Connection[Any], query: str, values: list[str]) -> int:
     """The count `query` finds for `values` (its one parameter)."""
     with conn.cursor() as cur:
         cur.execute(query, (values,))
@@ -55,13 +55,13 @@ def _count(conn: psycopg2.extensions.connection, query: str, values: list[str]) 
     return int(found[0])
 
 
-def _archived(conn: psycopg2.extensions.connection, archive: list[ArchiveRow]) -> int:
+def _archived(conn: psycopg.Connection[Any], archive: list[ArchiveRow]) -> int:
     query = "SELECT count(*) FROM raw_events WHERE event_id = ANY(%s::uuid[])"
     return _count(conn, query, [r[0] for r in archive])
 
 
 def _assert_rows_written(
-    store: FeatureStore, conn: psycopg2.extensions.connection, rows: list[Row]
+    store: FeatureStore, conn: psycopg.Connection[Any], rows: list[Row]
 ) -> None:
     """Each user's newest row of each view is what Feast reads online; every row is offline."""
     for name, view_rows in by_view(rows).items():
@@ -79,7 +79,7 @@ def _assert_rows_written(
 def test_a_flush_is_written_online_offline_and_to_the_archive(
     writer_process: ProcessPoolExecutor,
     feature_store: FeatureStore,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
 ) -> None:
     archive, rows = _flush(unique)
@@ -96,7 +96,7 @@ def test_a_flush_is_written_online_offline_and_to_the_archive(
 def test_a_failed_part_fails_the_flush_once_the_other_parts_are_written(
     writer_process: ProcessPoolExecutor,
     feature_store: FeatureStore,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
 ) -> None:
     archive, rows = _flush(unique)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
 from feast import FeatureStore
 
@@ -62,12 +62,12 @@ def report(request: pytest.FixtureRequest) -> Callable[..., None]:
 
 
 @pytest.fixture
-def owner_conn(settings: Settings) -> Iterator[Callable[[], psycopg2.extensions.connection]]:
+def owner_conn(settings: Settings) -> Iterator[Callable[[], psycopg.Connection[Any]]]:
     """Connections opened on demand: one opened before a Postgres restart dies with it."""
-    opened: list[psycopg2.extensions.connection] = []
+    opened: list[psycopg.Connection[Any]] = []
 
-    def connect() -> psycopg2.extensions.connection:
-        conn = psycopg2.connect(settings.postgres_conninfo())
+    def connect() -> psycopg.Connection[Any]:
+        conn = psycopg.connect(settings.postgres_conninfo())
         opened.append(conn)
         return conn
 
@@ -99,7 +99,7 @@ def test_a_server_restart_mid_stream_loses_and_doubles_nothing(
     stream_settings: Settings,
     start_worker: Worker,
     feature_store: FeatureStore,
-    owner_conn: Callable[[], psycopg2.extensions.connection],
+    owner_conn: Callable[[], psycopg.Connection[Any]],
     report: Callable[..., None],
     unique: str,
     tmp_path: Path,
@@ -146,7 +146,7 @@ def test_two_workers_one_killed_the_other_takes_over(
     stream_settings: Settings,
     start_worker: Worker,
     feature_store: FeatureStore,
-    owner_conn: Callable[[], psycopg2.extensions.connection],
+    owner_conn: Callable[[], psycopg.Connection[Any]],
     report: Callable[..., None],
     unique: str,
     tmp_path: Path,

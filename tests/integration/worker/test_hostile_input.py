@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
 from feast import FeatureStore
 from hypothesis import HealthCheck, given, settings
-from psycopg2 import sql
+from psycopg import sql
 
 from stream.catalog import EVENT_TYPES, VIEWS
 from stream.settings import Settings
@@ -45,7 +46,7 @@ def test_hostile_messages_end_in_the_dlq_and_change_nothing_else(
     stream_settings: Settings,
     start_worker: Worker,
     feature_store: FeatureStore,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
     tmp_path: Path,
 ) -> None:

@@ -9,8 +9,9 @@ broker has no such listener and these tests are skipped.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
 from kafka.errors import KafkaError
 from pydantic import SecretStr
@@ -44,7 +45,7 @@ def test_worker_and_producer_run_over_sasl_ssl(
     listener: SecureListener,
     stream_settings: Settings,
     start_worker: Worker,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
     tmp_path: Path,
 ) -> None:

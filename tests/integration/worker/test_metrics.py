@@ -7,8 +7,9 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -48,7 +49,7 @@ def value(
 def test_metrics_count_what_the_worker_did(
     stream_settings: Settings,
     start_worker: Worker,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
     tmp_path: Path,
 ) -> None:

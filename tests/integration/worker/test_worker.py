@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
 from feast import FeatureStore
 
@@ -30,7 +30,7 @@ def test_golden_stream_equals_the_reference(
     stream_settings: Settings,
     start_worker: Worker,
     feature_store: FeatureStore,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
     tmp_path: Path,
 ) -> None:
@@ -44,7 +44,7 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
     stream_settings: Settings,
     start_worker: Worker,
     feature_store: FeatureStore,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
     tmp_path: Path,
 ) -> None:
@@ -68,7 +68,7 @@ def test_idle_users_decay_after_the_sweep(
     stream_settings: Settings,
     start_worker: Worker,
     feature_store: FeatureStore,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
     tmp_path: Path,
 ) -> None:
@@ -169,7 +169,7 @@ def test_two_worker_processes_under_one_command_equal_the_reference(
     stream_settings: Settings,
     start_worker: Worker,
     feature_store: FeatureStore,
-    pg_conn: psycopg2.extensions.connection,
+    pg_conn: psycopg.Connection[Any],
     unique: str,
     tmp_path: Path,
 ) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from stream.core import native
 
-CHECKOUT = Path(__file__).resolve().parents[2]
+CHECKOUT = Path(__file__).resolve().parents[3]
 
 # The same stream through the aggregation, printed: run once compiled and once as Python.
 _PROBE = """
