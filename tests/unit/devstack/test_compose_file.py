@@ -21,7 +21,7 @@ def _expand(text: str, env: dict[str, str]) -> str:
 
 def test_every_default_in_the_compose_file_equals_the_settings_default() -> None:
     defaults = compose_env(Settings())
-    for name in ("kafka", "postgres", "redis", "worker", "feature-server"):
+    for name in ("kafka", "postgres", "redis", "setup", "worker", "feature-server"):
         for variable, default in _defaults(str(compose_service(name))).items():
             assert variable in defaults, f"{name} reads {variable}, which the settings never set"
             assert defaults[variable] == default, f"{name}: {variable} defaults differ"
@@ -61,3 +61,14 @@ def test_kraft_single_node() -> None:
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
+
+
+def test_the_app_waits_for_the_migrations_and_the_registry() -> None:
+    setup = compose_service("setup")
+    assert "python -m stream migrate" in setup["command"][-1]
+    assert "python -m stream feast apply" in setup["command"][-1]
+    for name in ("worker", "feature-server"):
+        service = compose_service(name)
+        assert service["depends_on"]["setup"] == {"condition": "service_completed_successfully"}
+        # One registry for the three containers: in Postgres, not a file in each.
+        assert service["environment"]["AURORA_FEAST_REGISTRY_TYPE"] == "sql"
