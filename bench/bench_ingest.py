@@ -199,7 +199,10 @@ def run(
             "seconds": round(worker_s, 2),
             "events_per_s": round(ingest_rate),
             "peak_rss_mib": round(peak_rss, 1),
-            "steady_events_per_s": round(cpu["events"] / cpu["seconds"]),
+            # None where too few events came after the first archived one (a quick run).
+            "steady_events_per_s": (
+                round(cpu["events"] / cpu["seconds"]) if cpu["measured"] else None
+            ),
             "cpu": cpu,
         },
         "naive": naive_result,
@@ -243,11 +246,14 @@ def main() -> int:
         f"worker/naive {r['worker_over_naive']}x | peak RSS {w['peak_rss_mib']} MiB"
     )
     cpu = w["cpu"]
-    parts = ", ".join(f"{k} {v:,}" for k, v in cpu["us_per_event"].items())
-    print(
-        f"steady {w['steady_events_per_s']:,} ev/s; CPU per event {cpu['total_us_per_event']:,} us "
-        f"({parts}); {cpu['cores_busy']} cores busy"
-    )
+    if w["steady_events_per_s"] is None:
+        print(f"steady state not measured: {cpu['events']:,} events after the first archived one")
+    else:
+        parts = ", ".join(f"{k} {v:,}" for k, v in cpu["us_per_event"].items())
+        print(
+            f"steady {w['steady_events_per_s']:,} ev/s; CPU per event "
+            f"{cpu['total_us_per_event']:,} us ({parts}); {cpu['cores_busy']} cores busy"
+        )
     return 0
 
 

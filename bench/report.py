@@ -27,7 +27,12 @@ def ingest_rows(r: dict[str, Any]) -> list[str]:
         f"{x['worker_over_naive']}x naive | >= 20k ev/s and >= 0.5 of ceiling | {_met(met)} |"
     ]
     cpu = w.get("cpu")
-    if cpu:  # results written before the CPU meter have none
+    if cpu and w["steady_events_per_s"] is None:
+        rows.append(
+            f"| ingest, steady state | not measured: {_n(cpu['events'])} events after the first "
+            "archived one, too few for a steady state | - | - | - | - |"
+        )
+    elif cpu:  # results written before the CPU meter have none
         parts = "; ".join(f"{k} {_n(v)}" for k, v in cpu["us_per_event"].items())
         # #5's target is what one worker sustains: the rate once it is up and consuming, which
         # leaves out its start (Feast's import, the group join); the row above keeps #7's
