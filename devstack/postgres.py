@@ -25,7 +25,8 @@ MIN_VERSION = 15
 # index. With 256 MB of shared buffers and 1 GB of WAL, the backends evicted and re-read index
 # pages and most checkpoints came from WAL volume, each followed by full-page images of every
 # page touched again. Measured side by side (bench_ingest, 400k events over 60 days, on a 12M-row
-# archive): Postgres fell from 45 and 42 to 33 and 37 us of CPU an event (bench/README.md).
+# archive): Postgres fell from 45 and 42 to 33 and 37 us of CPU an event
+# (docs/decisions/0016-postgres-sized-for-appends.md).
 # max_wal_size is a ceiling, not space taken up front.
 _TUNING = [
     arg

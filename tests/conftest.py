@@ -44,7 +44,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 _BACKEND = pytest.StashKey[str]()
-# What the fault tests measured (tests/integration/test_faults.py), printed in the summary.
+# What the fault tests measured (tests/integration/worker/test_faults.py), printed in the summary.
 FAULT_REPORT = pytest.StashKey[list[dict[str, Any]]]()
 
 

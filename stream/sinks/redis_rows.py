@@ -3,16 +3,16 @@
 `RedisOnlineStore.online_write_batch` takes an EntityKey proto and a Value proto per field per
 row, then serialises each one, hashes each field name with murmur3 and parses a Timestamp per
 row: with the protos made for it, about 60% of the writer process at 16,000 events/s
-(bench/README.md). For the views here (one string join key; int64, double and string fields)
-this module makes the same bytes directly: the key prefix and the field hashes once per view,
-each value's protobuf encoding with `struct`. The write itself is Feast's: one pipeline reads
-each key's stored event time, a second writes only rows newer than it and than the batch's
-earlier rows for that key.
+(docs/decisions/0004-rows-straight-to-the-stores.md). For the views here (one string join key;
+int64, double and string fields) this module makes the same bytes directly: the key prefix and
+the field hashes once per view, each value's protobuf encoding with `struct`. The write itself
+is Feast's: one pipeline reads each key's stored event time, a second writes only rows newer
+than it and than the batch's earlier rows for that key.
 
 Reads stay Feast's own, so what is written here must be exactly what Feast writes:
-tests/integration/test_push.py compares every hash field with Feast's write of the same rows
-(out of order, one instant twice, nulls, NaN, non-ASCII ids), and tests/unit/test_redis_rows.py
-each encoding with protobuf's.
+tests/integration/sinks/test_feast_rows.py compares every hash field with Feast's write of the
+same rows (out of order, one instant twice, nulls, NaN, non-ASCII ids), and
+tests/unit/sinks/test_redis_rows.py each encoding with protobuf's.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def int64_value(value: Any) -> bytes:
 
 
 def double_value(value: Any) -> bytes:
-    # NaN is null, as in the Values Feast makes of a pandas float column (stream/sinks/push.py).
+    # NaN is null, as in the Values Feast makes of a pandas float column (feast_rows.py).
     if value is None or value != value:
         return _NULL
     return _DOUBLE(_DOUBLE_TAG, value)

@@ -46,9 +46,9 @@ class _PartitionRecords(aiokafka_fetcher.PartitionRecords):  # type: ignore[misc
 
     aiokafka wraps every record in a ConsumerRecord (sizes computed, headers copied into a
     tuple): two thirds of the 3 us a record cost the consumer thread, which holds the GIL the
-    worker's event loop waits for meanwhile (bench/README.md). aiokafka's own record has the
-    offset, key and value. Faust's per-record path, which the changelog's records take, needs
-    ConsumerRecords, and gets them.
+    worker's event loop waits for meanwhile (docs/decisions/0018-bare-records-from-aiokafka.md).
+    aiokafka's own record has the offset, key and value. Faust's per-record path, which the
+    changelog's records take, needs ConsumerRecords, and gets them.
     """
 
     def __init__(self, tp: Any, *args: Any, **kwargs: Any) -> None:

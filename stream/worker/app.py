@@ -96,8 +96,7 @@ def build_app(settings: Settings) -> faust.App:
     app.on_partitions_revoked.connect(_revoked)
 
     # The event topics are subscribed without Faust agents or streams: the consumer hands their
-    # records to the runtime a fetch at a time (stream/worker/consumer.py). Faust's per-event path,
-    # an event object, a stream step and an acknowledgement for each, was a third of the loop.
+    # records to the runtime a fetch at a time (decision 0001).
     for event_type in EVENT_TYPES:
         topic = app.topic(
             settings.topic_for(event_type), key_serializer="raw", value_serializer="raw"

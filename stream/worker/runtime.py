@@ -1,7 +1,7 @@
 """What the worker's batches share: the user states, the flush queue, the writer process.
 
 The consumer hands the runtime each fetch of an event topic as one batch
-(stream/worker/consumer.py); the runtime runs it through the core's `Ingestor` and queues it.
+(stream/worker/faust_adapter.py); the runtime runs it through the core's `Ingestor` and queues it.
 The flusher writes dead letters to the DLQ topic, then hands the rows and the archive to the
 writer process (stream/sinks/writer.py), then sends each changed state to the changelog, and
 only then acknowledges the batch's offsets: a crash at any point replays the batch, and every

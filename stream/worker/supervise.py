@@ -1,14 +1,14 @@
 """Several worker processes under one `python -m stream worker`: AURORA_WORKER_PROCESSES.
 
 A worker's event loop, which every event passes through, runs on one core. On 2 cores one worker
-kept 1.4-1.5 of them busy, and two workers in the group 1.8-1.9 (bench/README.md). Each process
-here is a whole worker of the consumer group, so they share the partitions exactly as workers
-on different machines do.
+kept 1.4-1.5 of them busy, and two workers in the group 1.8-1.9 (docs/decisions/0014-several-
+worker-processes.md). Each process here is a whole worker of the consumer group, so they share
+the partitions exactly as workers on different machines do.
 
 The supervisor only starts them, passes SIGTERM and SIGINT on, and stops them all once one has
 ended. A worker that stops for good is a failure its orchestrator (systemd, Kubernetes) must
-see, not something to restart quietly here. A supervisor killed outright takes its workers
-with it: each one stops, cleanly, once its parent is gone.
+see, not something to restart quietly here. A supervisor killed outright takes its workers with
+it: each one stops, cleanly, once its parent is gone.
 """
 
 from __future__ import annotations
