@@ -85,12 +85,12 @@ class Settings(BaseSettings):
     # A fetch, and so a batch, holds this many events at most. A batch is written as soon as the
     # writer is free; the batches taken while it writes are written together next. Each fetch
     # costs a hand-off from the consumer thread and a batch's bookkeeping: 5,000 sustained about
-    # 4% more than 2,000 did, and 10,000 no more than 5,000 (bench/README.md).
+    # 4% more than 2,000 did, and 10,000 no more than 5,000 (docs/decisions/0015-*).
     worker_batch_max: int = 5000
     # Events taken and not yet written at most; past this the consumer waits (backpressure).
     # A write's time varies from one flush to the next (Postgres, the other core's load): a
     # queue of several fetches keeps the event loop busy through a slow one. 24,000 sustained
-    # a tenth more than 8,000 did (bench/README.md), for about 80 MB more at peak.
+    # a tenth more than 8,000 did (docs/decisions/0015-*), for about 80 MB more at peak.
     worker_queue_max: int = Field(default=24_000, ge=1)
     # A flush waits, up to worker_flush_wait_s after its oldest batch came, until it holds this
     # many events: each flush has a fixed cost (a push per view, the changelog records of every

@@ -1,14 +1,13 @@
-"""The aggregation compiled with mypyc: the same source, run as C, and only while it is current.
+"""The core compiled with mypyc: the same source, run as C, and only while it is current.
 
-The worker's event-loop thread is what bounds its rate, and decoding, aggregating and encoding
-the states is half of it. mypyc compiles those modules, unchanged, into C extensions: a sixth
-less time per event on that path (bench/README.md). `make install` builds them into
-`build/native/` (`python -m stream native build`), with a stamp of the sources they were built
-from. `import stream` puts that folder ahead of the sources only while the stamp matches them, so
-an edited module runs as Python until the next build: a stale build never runs. Without mypyc (an
-install without the dev extras) everything runs as Python, identically.
+`make install` compiles the modules in COMPILED into `build/native/`
+(`python -m stream native build`), stamped with a fingerprint of their sources and of what they
+were type-checked against. Invariant: `import stream.core` puts that folder ahead of the
+sources only while the stamp matches, so an edited module runs as Python until the next build,
+and a stale build never runs; without mypyc everything runs as Python, computing the same bits.
+Why, and the figures: docs/decisions/0008-compiled-core.md.
 
-    .venv/bin/python -m stream native build     # compile (about 30 s)
+    .venv/bin/python -m stream native build     # compile (about 40 s)
     .venv/bin/python -m stream native           # which modules run compiled, or why not
 """
 
