@@ -134,11 +134,12 @@ class Postgres(LocalService):
                 if cur.fetchone() is None:
                     # The local admin role owns the database and may create the least-privilege
                     # roles and throwaway test databases.
+                    # A literal, not a parameter: psycopg 3 binds parameters on the server,
+                    # and CREATE ROLE takes none.
                     cur.execute(
-                        sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD %s").format(
-                            sql.Identifier(pg.user)
-                        ),
-                        (pg.password or None,),
+                        sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+                            sql.Identifier(pg.user), sql.Literal(pg.password or None)
+                        )
                     )
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.database,))
                 if cur.fetchone() is None:
