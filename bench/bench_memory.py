@@ -66,11 +66,17 @@ def build_states(settings: Settings, users: int, prefix: str, days: int = 1) -> 
     return {head_key(*key): state.records() for key, state in states.items()}
 
 
+def _who(head: bytes) -> tuple[str, Any]:
+    """(user id, event type) of a head key `type|user`."""
+    event_type, _, user_id = head.decode().partition("|")
+    return user_id, event_type
+
+
 def object_bytes(states: States) -> int:
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        objects = [UserState.restore(r[head], r.get) for head, r in states.items()]
+        objects = [UserState.restore(*_who(head), r[head], r.get) for head, r in states.items()]
         after = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()

@@ -191,11 +191,11 @@ def sleep_debt(s: Snapshot) -> float | None:
 
 def active_days_30d(s: Snapshot) -> int:
     oldest = first_tile(tiles_in(Window.D30), s.row_tile)
-    order, tiles = s.order, s.tiles
+    order = s.order
+    # A state holds a tile only for an hour with an event in it: every tile counts.
     days = {
         (s.row_tile - index) // TILES_PER_DAY
         for index in order[bisect_left(order, oldest) : bisect_right(order, s.row_tile)]
-        if tiles[index].partial.get(EVENTS, 0) > 0
     }
     return len(days)
 

@@ -30,7 +30,7 @@ STAMP: Final = BUILD_DIR / "SOURCES"
 # Compiled, modules of stream.core: the per-event path of the ingest (and of replay), pure code
 # with no I/O, the formulas included. Those divide through `formulas.ratio`, which keeps
 # Python's division compiled.
-COMPILED: Final = ("records", "tiles", "observe", "state", "ingest", "formulas")
+COMPILED: Final = ("records", "tiles", "codec", "observe", "state", "ingest", "formulas")
 # What the compiled code was type-checked against (paths under stream/): a change here can
 # change what it assumes.
 DEPENDS: Final = ("catalog.py", "core/events.py", "settings.py", "errors.py")

@@ -22,15 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-import orjson
-
 from stream.catalog import TILE, Window
 
 TILE_US: Final = int(TILE.total_seconds() * 1_000_000)
-# Measures are integers in units of 1/SCALE (see stream.core.observe); squares of big measures
-# outgrow the 64-bit integers of JSON (and orjson), so those are written as strings. `decode`
-# reads either form: a fragment whose integers orjson takes is written without `encode`.
-_INT64: Final = 1 << 63
 
 Partial = dict[str, int]
 Deltas = tuple[tuple[str, int], ...]
@@ -80,7 +74,7 @@ def category_keys(column: str) -> dict[str, str]:
     return _CATEGORY.get(column, {})
 
 
-def _register(key: str) -> str:
+def register_key(key: str) -> str:
     """The interned key of a decoded partial (so its category is known to the formulas)."""
     kind, _, rest = key.partition(":")
     if kind == "c":
@@ -144,14 +138,12 @@ def fold(partials: Iterable[Partial]) -> Partial:
     return total
 
 
-def encode(partial: Partial) -> dict[str, int | str]:
-    return {k: (v if -_INT64 <= v < _INT64 else str(v)) for k, v in partial.items()}
-
-
 def decode(data: dict[str, Any]) -> Partial:
+    """A partial of the JSON forms of earlier versions (their integers past 64 bits were
+    strings); the binary form is stream/core/codec.py's."""
     if "nn" in data and isinstance(data["nn"], dict):
         return _decode_nested(data)
-    return {_register(k): int(v) for k, v in data.items()}
+    return {register_key(k): int(v) for k, v in data.items()}
 
 
 def _decode_nested(data: dict[str, Any]) -> Partial:
@@ -175,26 +167,22 @@ def _decode_nested(data: dict[str, Any]) -> Partial:
 class Tile:
     """One hour of one user's events of one type: their partial aggregates and their ids.
 
-    `encoded` caches the tile's changelog fragment: a state's record is rewritten whenever the
-    state changes, and most of its tiles have not. A plain class, not a dataclass, so mypyc
-    compiles the constructor (a dataclass's `__init__` stays generated Python).
+    `ids` are the hashes of the events' ids (stream.core.observe.id_hash), in a tuple: a tile
+    holds one or two. `encoded` is the tile's part of its chunk record (stream.core.codec),
+    kept: a chunk is rewritten when one of its tiles changes, and the others have not. A tile
+    older than a day is frozen: `partial` None and `ids` empty, its `encoded` alone standing
+    for both, a sixth of the memory (stream/core/state.py decodes it where it is needed). A
+    plain class, not a dataclass, so mypyc compiles the constructor.
     """
 
     __slots__ = ("encoded", "ids", "partial")
 
-    def __init__(self, partial: Partial | None = None, ids: set[str] | None = None) -> None:
-        self.partial: Partial = {} if partial is None else partial
-        self.ids: set[str] = set() if ids is None else ids
-        self.encoded: bytes | None = None
-
-    def fragment(self, index: int) -> bytes:
-        encoded = self.encoded
-        if encoded is None:
-            ids = sorted(self.ids)
-            try:
-                # Most partials fit JSON's 64-bit integers as they are: no copy to check them.
-                body = orjson.dumps([self.partial, ids])
-            except orjson.JSONEncodeError:
-                body = orjson.dumps([encode(self.partial), ids])
-            encoded = self.encoded = b'"%d":%b' % (index, body)
-        return encoded
+    def __init__(
+        self,
+        partial: Partial | None = None,
+        ids: tuple[int, ...] = (),
+        encoded: bytes | None = None,
+    ) -> None:
+        self.partial: Partial | None = {} if partial is None and encoded is None else partial
+        self.ids: tuple[int, ...] = ids
+        self.encoded: bytes | None = encoded

@@ -11,11 +11,19 @@ import orjson
 import pytest
 
 from stream.catalog import features_of
+from stream.core.codec import decode_tile
 from stream.core.events import to_us
 from stream.core.observe import observe
 from stream.core.records import Record, Row
-from stream.core.state import CHUNK_TILES, Outcome, UserState, chunk_key, head_key
-from stream.core.tiles import TILE_US, encode, first_tile, tile_of
+from stream.core.state import (
+    CHUNK_TILES,
+    Outcome,
+    UserState,
+    chunk_key,
+    head_key,
+    legacy_day_key,
+)
+from stream.core.tiles import TILE_US, Partial, first_tile, tile_of
 from stream.synth.generator import GeneratorConfig, generate
 from tests.reference import RefRow, rows_in_arrival_order
 
@@ -147,11 +155,21 @@ def _compact(store: dict[bytes, bytes], records: list[Record]) -> int:
     return idle
 
 
+def _contents(state: UserState) -> dict[int, tuple[Partial, tuple[int, ...]]]:
+    """Each tile's partial and ids, a frozen tile's decoded from its fragment."""
+    found = {}
+    for index, tile in state.tiles.items():
+        if tile.partial is None:
+            assert tile.encoded is not None
+            found[index] = decode_tile(state.event_type, tile.encoded)
+        else:
+            found[index] = (tile.partial, tile.ids)
+    return found
+
+
 def _same_state(a: UserState, b: UserState) -> None:
     assert a.order == b.order == sorted(a.tiles)
-    assert {i: (t.partial, t.ids) for i, t in a.tiles.items()} == {
-        i: (t.partial, t.ids) for i, t in b.tiles.items()
-    }
+    assert _contents(a) == _contents(b)
     clocks = ("newest_us", "last_row_us", "friend_delta", "last_synced_us", "partition")
     assert [getattr(a, c) for c in clocks] == [getattr(b, c) for c in clocks]
 
@@ -171,7 +189,10 @@ def test_state_survives_restarts_from_its_changelog_records(flush_every: int) ->
             for state in states.values():
                 idle_tombstones += _compact(store, state.changes())
         if i in restarts:  # as after a restart: only the changelog survives
-            restored = {k: UserState.restore(store[head_key(*k)], store.get) for k in states}
+            restored = {
+                k: UserState.restore(k[0], k[1], store[head_key(*k)], store.get)  # type: ignore[arg-type]
+                for k in states
+            }
             for k, state in states.items():
                 _same_state(restored[k], state)
             states = restored
@@ -210,39 +231,68 @@ def test_an_event_rewrites_the_head_and_its_day_only() -> None:
     user = state.user_id
     assert set(changes) == {head_key(user, "activity"), chunk_key(user, "activity", day)}
     whole = sum(len(v) for v in state.records().values())
-    assert sum(len(v or b"") for v in changes.values()) * 10 < whole
+    assert sum(len(v or b"") for v in changes.values()) * 3 < whole
     assert state.changes() == [(head_key(state.user_id, "activity"), state.head())]
 
 
-def test_a_whole_state_record_of_the_first_form_is_read_and_rewritten_in_chunks() -> None:
-    events = valid_events(users=1, days=5, seed=2)
-    state = UserState(events[0]["user_id"], events[0]["event_type"])
+def _json_partial(partial: Partial) -> dict[str, int | str]:
+    """As the JSON forms wrote a partial: integers past 64 bits as strings."""
+    return {k: (v if -(2**63) <= v < 2**63 else str(v)) for k, v in partial.items()}
+
+
+def _json_forms(state: UserState, events: list[dict[str, Any]]) -> tuple[bytes, dict[bytes, bytes]]:
+    """The state's records as the JSON forms before the binary one wrote them: the first (the
+    whole state in its head) and the second (a JSON head and a JSON object per day)."""
+    ids: dict[int, list[str]] = {}
     for event in events:
-        if event["event_type"] == state.event_type:
-            state.apply(observe(event))
-    first_form = orjson.loads(state.head())
-    first_form["tiles"] = {
-        str(i): [encode(t.partial), sorted(t.ids)] for i, t in state.tiles.items()
+        ids.setdefault(tile_of(observe(event).ts_us), []).append(event["event_id"])
+    head = {
+        "u": state.user_id,
+        "t": state.event_type,
+        "n": state.newest_us,
+        "r": state.last_row_us,
+        "f": state.friend_delta,
+        "s": state.last_synced_us,
+        "p": state.partition,
     }
+    tiles = {i: [_json_partial(p), sorted(ids[i])] for i, (p, _) in _contents(state).items()}
+    first = orjson.dumps({**head, "tiles": {str(i): v for i, v in tiles.items()}})
+    second = {head_key(state.user_id, state.event_type): orjson.dumps(head)}
+    for i, value in tiles.items():
+        key = legacy_day_key(state.user_id, state.event_type, i // 24)
+        day = orjson.loads(second.get(key, b"{}"))
+        second[key] = orjson.dumps({**day, str(i): value})
+    return first, second
+
+
+def test_the_json_forms_of_earlier_versions_are_read_and_rewritten_in_binary() -> None:
+    events = valid_events(users=1, days=5, seed=2, duplicates=0.0)
+    kind = events[0]["event_type"]
+    mine = [e for e in events if e["event_type"] == kind]
+    state = UserState(events[0]["user_id"], kind)
+    for event in mine:
+        state.apply(observe(event))
+    first, second = _json_forms(state, mine)
     nothing: dict[bytes, bytes] = {}
-    read = UserState.restore(orjson.dumps(first_form), nothing.get)
-    _same_state(read, state)
-    store: dict[bytes, bytes] = {}
-    _compact(store, read.changes())
-    _same_state(UserState.restore(store[head_key(read.user_id, read.event_type)], store.get), state)
+    head = head_key(state.user_id, kind)
+    for read in (
+        UserState.restore(state.user_id, kind, first, nothing.get),
+        UserState.restore(state.user_id, kind, second[head], second.get),
+    ):
+        _same_state(read, state)
+        store: dict[bytes, bytes] = {}
+        _compact(store, read.changes())
+        assert all(v[:1] == b"\x02" for v in store.values()), "rewritten in the binary form"
+        _same_state(UserState.restore(state.user_id, kind, store[head], store.get), state)
 
 
-def test_a_head_takes_the_memory_of_its_length() -> None:
-    """The worker's table keeps each state's head: orjson's 4 KB buffer per head would be
-    4 KB a state (orjson 3.13 leaves its output in an allocation of that size)."""
-    import tracemalloc
-
-    states = [UserState(f"user-{i}", "activity") for i in range(2000)]
-    tracemalloc.start()
-    try:
-        heads = [state.head() for state in states]
-        held = tracemalloc.take_snapshot().statistics("filename")
-    finally:
-        tracemalloc.stop()
-    per_head = sum(s.size for s in held) / len(heads)
-    assert per_head < 4 * max(len(h) for h in heads)
+def test_a_head_is_a_few_bytes() -> None:
+    """Every change rewrites its state's head, and the store keeps one per state."""
+    events = valid_events(users=1, days=3, seed=4)
+    state = UserState(events[0]["user_id"], "sync")
+    for event in events:
+        if event["event_type"] == "sync":
+            state.apply(observe(event))
+    state.partition = 3
+    assert state.last_synced_us is not None
+    assert len(state.head()) <= 32
