@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -317,7 +318,7 @@ def wait_until(
 
 def delete_run_leftovers(settings: Settings) -> None:
     """Delete the run's topics (events, dead letters, the app's changelog and internal ones),
-    its users' online rows and its Postgres schema.
+    its users' online rows, its Postgres schema and its workers' local stores.
 
     The online rows matter: runs on one stack otherwise pile up in Redis, and the AOF rewrite
     Redis then forks grows with them (3 s of a core at 316 MB). On two cores shared with the
@@ -354,6 +355,7 @@ def delete_run_leftovers(settings: Settings) -> None:
     finally:
         client.close()
     drop_schema(settings)
+    shutil.rmtree(settings.worker_state_dir / settings.worker_app_id, ignore_errors=True)
 
 
 def machine() -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -78,10 +79,26 @@ class Settings(BaseSettings):
     worker_app_id: str = "aurora-features"
     # Workers `python -m stream worker` starts and supervises, one process (and core) each.
     worker_processes: int = Field(default=1, ge=1)
-    # The worker keeps user states in RAM and rebuilds them from the changelog topic on start.
-    # Faust's RocksDB store refuses the batched writes the worker makes outside a single event
-    # (measured: bench/store_choice.py), so memory:// is the only store offered.
-    worker_store: Literal["memory://"] = "memory://"
+    # Where the worker keeps user states: aurora:// is a local store on disk (SQLite, one per
+    # worker slot) that holds the changelog up to known offsets, so a restart reads only the
+    # changelog's tail; memory:// keeps every record in RAM and rereads the whole changelog on
+    # start (docs/decisions/0021-compact-state.md).
+    worker_store: Literal["aurora://", "memory://"] = "aurora://"
+    # The local stores' folder: a slot per worker of this machine (stream/worker/slots.py). A
+    # cache, not the truth (that is the changelog): losing it costs one full read on start.
+    worker_state_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "aurora-features-state"
+    )
+    # This worker's slot and Kafka group instance id; empty takes the lowest free slot of the
+    # machine, `<app id>-<host>-<n>`. Set it to a stable name where hosts are not (a pod name).
+    worker_instance_id: str = ""
+    # Static group membership (KIP-345): a restarted worker gets its partitions back at once,
+    # without a rebalance or waiting out its old session. A stopped one's partitions move to
+    # the others only after worker_session_timeout_s.
+    worker_static_membership: bool = True
+    # User states decoded in memory at most, least recently used dropped first; the store
+    # holds them all. A state is about 2-10 KB decoded (bench_memory).
+    worker_state_cache: int = Field(default=200_000, ge=1)
     # A fetch, and so a batch, holds this many events at most. A batch is written as soon as the
     # writer is free; the batches taken while it writes are written together next. Each fetch
     # costs a hand-off from the consumer thread and a batch's bookkeeping: 5,000 sustained about

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import faust.stores
 from faust.types import TP
 
 from stream import gcpolicy
@@ -19,8 +20,12 @@ from stream.catalog import EVENT_TYPES
 from stream.settings import Settings
 from stream.worker import faust_adapter
 from stream.worker.runtime import LAG_EVERY_S, Runtime
+from stream.worker.slots import take_slot
 
 logger = logging.getLogger(__name__)
+
+# `aurora://`: the local state store on disk (stream/worker/store.py).
+faust.stores.STORES.aliases["aurora"] = "stream.worker.store:Store"
 
 
 def _faust_data_parent() -> Path:
@@ -46,6 +51,11 @@ class Worker(faust.Worker):
 def build_app(settings: Settings) -> faust.App:
     """The worker app; `python -m stream worker` and `faust -A stream.worker worker` run it."""
     brokers = [f"kafka://{host}:{port}" for host, port in settings.kafka_servers]
+    slot = take_slot(
+        settings.worker_state_dir, settings.worker_app_id, settings.worker_instance_id or None
+    )
+    # Static membership: the group knows this worker by its slot across restarts.
+    instance_id = slot.instance_id if settings.worker_static_membership else None
     app = faust.App(
         settings.worker_app_id,
         broker=brokers,
@@ -68,7 +78,10 @@ def build_app(settings: Settings) -> faust.App:
         # Messages and state are bytes; the ingestor and UserState do their own (de)coding.
         key_serializer="raw",
         value_serializer="raw",
+        consumer_group_instance_id=instance_id,
     )
+    app.aurora_slot = slot  # type: ignore[attr-defined]  # held for the process's life
+    app.aurora_state_dir = slot.directory  # type: ignore[attr-defined]  # stream/worker/store.py
     # bytes in, bytes out: Faust's tables otherwise (de)serialise keys and values as JSON.
     table = app.Table(
         "user-state", partitions=settings.topic_partitions, key_type=bytes, value_type=bytes

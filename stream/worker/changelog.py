@@ -56,31 +56,34 @@ class ChangelogProducer:
                 self._producer = producer
         return self._producer
 
-    async def send(self, states: Iterable[tuple[int, Iterable[Record]]]) -> int:
+    async def send(self, states: Iterable[tuple[int, Iterable[Record]]]) -> dict[int, int]:
         """Send each state's records to its partition; wait until the broker has them all.
 
         A state's records go in one record batch (`plan`), which the broker appends whole: a
         crash, or a send that fails half way, leaves a state as of one flush or the one before,
-        never the head of one and chunks of the other. Returns how many records were sent.
+        never the head of one and chunks of the other. Returns the offset of the last record
+        sent to each partition (a batch's records take consecutive offsets from its base).
         """
         by_partition: dict[int, list[list[Record]]] = {}
         for partition, records in states:
             by_partition.setdefault(partition, []).append(list(records))
         if not by_partition:
-            return 0
+            return {}
         producer = await self._started()
-        sent: list[asyncio.Future[Any]] = []
-        count = 0
+        sent: list[tuple[int, int, asyncio.Future[Any]]] = []
         for partition, groups in by_partition.items():
             for records in plan(groups, BATCH_BYTES):
                 batch = producer.create_batch()
                 for key, value in records:
                     if batch.append(key=key, value=value, timestamp=None) is None:
                         raise AssertionError("plan() made a batch the producer would not take")
-                sent.append(await producer.send_batch(batch, self.topic, partition=partition))
-                count += len(records)
-        await asyncio.gather(*sent)
-        return count
+                future = await producer.send_batch(batch, self.topic, partition=partition)
+                sent.append((partition, len(records), future))
+        last: dict[int, int] = {}
+        for partition, count, future in sent:
+            metadata = await future
+            last[partition] = max(last.get(partition, -1), metadata.offset + count - 1)
+        return last
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -14,17 +14,19 @@ import asyncio
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from faust.types import TP
 
 from stream.catalog import EVENT_TYPES
+from stream.core.codec import decode_head, is_binary
 from stream.core.ingest import BatchResult, Ingestor, combine, summarize
-from stream.core.records import Message, Record, Row
-from stream.core.state import UserState, head_key
+from stream.core.records import Message, Row
+from stream.core.state import UserState, head_key, row_may_change
 from stream.settings import Settings
 from stream.sinks import writer
 from stream.sinks.base import Flush
@@ -32,6 +34,7 @@ from stream.worker import faust_adapter
 from stream.worker.batches import Acks
 from stream.worker.changelog import ChangelogProducer
 from stream.worker.metrics import Metrics
+from stream.worker.store import Changes, StateRecords, state_records
 from stream.worker.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
@@ -43,9 +46,8 @@ LAG_EVERY_S = 5.0
 WRITES_IN_FLIGHT = 2
 
 
-# A state's records, with its partition: sent in one record batch (stream/worker/changelog.py).
-Changes = list[tuple[int, list[Record]]]
-HEAD_PREFIXES = tuple(head_key("", t) for t in EVENT_TYPES)
+# States the sweep looks at between two flushes of its rows: bounds what it holds at once.
+SWEEP_PAGE = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,11 @@ class Runtime:
         self.settings = settings
         self.table = table
         self.dlq = dlq
-        self.states: dict[tuple[str, str], UserState] = {}
+        # The states decoded in memory, least recently used first; the store holds them all.
+        self.states: OrderedDict[tuple[str, str], UserState] = OrderedDict()
+        self._records: StateRecords | None = None
+        # The local store's writes run here, off the event loop (SQLite releases the GIL).
+        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="state-store")
         topic_types = {settings.topic_for(t): t for t in EVENT_TYPES}
         self.topic_types = topic_types
         self.topics = frozenset(topic_types)  # what the consumer hands over in batches
@@ -101,23 +107,48 @@ class Runtime:
         if self.writer is None:
             self.writer = writer.start(self.settings)
 
+    @property
+    def records(self) -> StateRecords:
+        """The table's store (made by Faust on first use, so not in the constructor)."""
+        if self._records is None:
+            self._records = state_records(self.table.data)
+        return self._records
+
     def load_state(self, user_id: str, event_type: str) -> UserState:
         key = (user_id, event_type)
-        state = self.states.get(key)
+        states = self.states
+        state = states.get(key)
         if state is None:
-            data = self.table.data
-            head = data.get(head_key(user_id, event_type))
-            state = (
-                UserState.restore(head, data.get) if head else UserState(user_id, event_type)  # type: ignore[arg-type]
-            )
-            self.states[key] = state
+            found = self.records.load(head_key(user_id, event_type))
+            if found is None:
+                state = UserState(user_id, event_type)  # type: ignore[arg-type]
+            else:
+                state = UserState.restore(user_id, event_type, *found)  # type: ignore[arg-type]
+            states[key] = state
+        else:
+            states.move_to_end(key)
         return state
+
+    def evict(self) -> int:
+        """Drop the least recently used states past worker_state_cache from memory.
+
+        Only states whose every change is in the store: a state a flush still writes stays,
+        or the next event would read it back older than it is.
+        """
+        states = self.states
+        over = len(states) - self.settings.worker_state_cache
+        if over <= 0:
+            return 0
+        gone = [key for key, state in states.items() if not state.pending][:over]
+        for key in gone:
+            del states[key]
+        return len(gone)
 
     def forget(self, revoked: set[TP]) -> None:
         """Drop the states of partitions another worker now owns; it restores them itself."""
         gone = {tp.partition for tp in revoked}
         for key, state in list(self.states.items()):
-            if state.partition in gone:
+            if state.partition in gone and not state.pending:
                 del self.states[key]
 
     def take(self, messages: list[Message], acks: Acks) -> None:
@@ -186,6 +217,7 @@ class Runtime:
                     changes: Changes = []
                     for partition, state in result.dirty.values():
                         state.partition = partition
+                        state.pending += 1  # kept in memory until the store holds this
                         changes.append((partition, state.changes()))
                     await self._write_batch(queued, result, changes)
         except asyncio.CancelledError:
@@ -266,16 +298,16 @@ class Runtime:
         try:
             if previous is not None:
                 await previous
-            await self._send_changelog(changes)
-            data = self.table.data
-            for _, records in changes:
-                # The local store mirrors the changelog, so a state dropped on a rebalance and
-                # owned again later is read back as we last wrote it.
-                for key, value in records:
-                    if value is not None:
-                        data[key] = value
-                    elif key in data:
-                        del data[key]
+            last = await self._send_changelog(changes)
+            # The local store mirrors the changelog, so a state dropped from memory (evicted,
+            # or on a rebalance) is read back as we last wrote it, and a restart reads only the
+            # changelog's records after `last`.
+            await asyncio.get_running_loop().run_in_executor(
+                self._store_thread, self.records.write, self.changelog.topic, changes, last
+            )
+            for _, state in result.dirty.values():
+                state.pending -= 1
+            self.evict()
             for pending in queued:
                 if pending.acks is not None:
                     pending.acks.done()
@@ -288,15 +320,14 @@ class Runtime:
         except Exception:
             _fatal("publishing the changelog failed for a reason retries cannot cure; stopping")
 
-    async def _send_changelog(self, changes: Changes) -> None:
+    async def _send_changelog(self, changes: Changes) -> dict[int, int]:
         """The changelog records, retried while Kafka is away (the events wait unacknowledged)."""
         from aiokafka.errors import KafkaError
 
         delay = 0.2
         while True:
             try:
-                await self.changelog.send(changes)
-                return
+                return await self.changelog.send(changes)
             except (KafkaError, TimeoutError) as exc:
                 logger.warning("changelog send failed, retrying in %.1fs: %r", delay, exc)
                 await asyncio.sleep(delay)
@@ -350,25 +381,50 @@ class Runtime:
                 logger.warning("the seek to the committed offsets failed: %r", exc)
 
     async def sweep(self, now_us: int | None = None) -> int:
-        """Write the rows of users whose windows changed since their last row (decay)."""
+        """Write the rows of users whose windows changed since their last row (decay).
+
+        A page of heads at a time from the store: a state is decoded only when its head says
+        its row may have changed, and each page's rows are flushed before the next is read.
+        """
         now_us = now_us if now_us is not None else time.time_ns() // 1000
-        heads = [k for k in self.table.data if bytes(k).startswith(HEAD_PREFIXES)]
-        for raw_key in heads:
-            event_type, _, user_id = bytes(raw_key).decode().partition("|")
-            if (user_id, event_type) not in self.states:
-                self.load_state(user_id, event_type)
-        result = BatchResult()
         owned = self.owned()
-        for key, state in self.states.items():
-            if state.partition in owned and state.changes_by(now_us):
-                row: Row | None = state.row_at(now_us)
-                if row is not None:
-                    result.rows.append(row)
-                    result.dirty[key] = (state.partition, state)
-        if result.rows:
-            await self.flush(result)
-            logger.info("sweep wrote %d rows", len(result.rows))
-        return len(result.rows)
+        written = 0
+        after = b""
+        while True:
+            page = self.records.heads(after, SWEEP_PAGE)
+            if not page:
+                break
+            after = page[-1][0]
+            result = BatchResult()
+            for key, partition in page:
+                if partition is not None and partition not in owned:
+                    continue
+                event_type, _, user_id = key.decode().partition("|")
+                state = self.states.get((user_id, event_type))
+                if state is None:
+                    head = self.records.load(key)
+                    if head is None or not _may_change(event_type, head[0], now_us):
+                        continue
+                    state = self.load_state(user_id, event_type)
+                if state.partition in owned and state.changes_by(now_us):
+                    row: Row | None = state.row_at(now_us)
+                    if row is not None:
+                        result.rows.append(row)
+                        result.dirty[(user_id, event_type)] = (state.partition, state)
+            if result.rows:
+                await self.flush(result)
+                written += len(result.rows)
+        if written:
+            logger.info("sweep wrote %d rows", written)
+        return written
+
+
+def _may_change(event_type: str, head: bytes, now_us: int) -> bool:
+    """Whether a stored state's row at `now_us` may differ from its last, from its head alone."""
+    if not is_binary(head):
+        return True  # a head of the JSON forms: decode the state to know
+    _, last_row_us, last_synced_us, _, _ = decode_head(head)
+    return row_may_change(event_type, last_row_us, last_synced_us, now_us)
 
 
 def _fatal(reason: str) -> NoReturn:

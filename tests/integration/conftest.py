@@ -48,13 +48,15 @@ def user_ids(unique: str) -> Callable[[int], list[str]]:
 
 
 @pytest.fixture
-def stream_settings(feast_settings: Settings, unique: str) -> Iterator[Settings]:
-    """This test's own topics, consumer group and changelog; topics deleted afterwards."""
+def stream_settings(feast_settings: Settings, unique: str, tmp_path: Path) -> Iterator[Settings]:
+    """This test's own topics, consumer group, changelog and local stores; topics deleted
+    afterwards."""
     mine = feast_settings.model_copy(
         update={
             "topic_prefix": unique,
             "worker_app_id": f"{unique}-worker",
             "worker_sweep_interval_s": 3600.0,
+            "worker_state_dir": tmp_path / "state",
         }
     )
     ensure_topics(mine)
