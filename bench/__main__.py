@@ -18,7 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import bench_freshness, bench_ingest, bench_memory, bench_online, bench_replay, charts
+from bench import (
+    bench_freshness,
+    bench_ingest,
+    bench_memory,
+    bench_online,
+    bench_replay,
+    bench_restart,
+    charts,
+)
 from bench.common import RESULTS, machine, write_result
 from bench.report import table, update_readme
 
@@ -32,11 +40,13 @@ class Profile:
     memory_worker: bool
     freshness_s: float  # per rate
     freshness_timeout_s: float
+    restart_users: int
+    restart_memory_users: int
 
 
-FULL = Profile(1_000_000, 300, 500_000, [10_000, 100_000], True, 30.0, 30.0)
+FULL = Profile(1_000_000, 300, 500_000, [10_000, 100_000], True, 30.0, 30.0, 100_000, 20_000)
 # Quick keeps every benchmark and every rate, smaller: under 3 minutes on the 2-core machine.
-QUICK = Profile(12_000, 40, 20_000, [5_000], False, 4.0, 5.0)
+QUICK = Profile(12_000, 40, 20_000, [5_000], False, 4.0, 5.0, 5_000, 1_000)
 
 
 def benchmarks(
@@ -54,6 +64,7 @@ def benchmarks(
         ),
         "online": lambda: bench_online.run(quick),
         "memory": lambda: bench_memory.run(profile.memory_users, with_worker=profile.memory_worker),
+        "restart": lambda: bench_restart.run(profile.restart_users, profile.restart_memory_users),
     }
 
 

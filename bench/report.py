@@ -111,12 +111,28 @@ def memory_rows(r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def restart_rows(r: dict[str, Any]) -> list[str]:
+    a, m = r["aurora"], r["memory"]
+    users = r["parameters"]["users"]
+    clean, killed = a["after_clean_stop"], a["after_sigkill"]
+    met = clean["served_s"] <= 5 and killed["served_s"] <= 10 if users <= 100_000 else None
+    return [
+        f"| restart, {users:,} users' 30-day states ({_n(r['state_bytes_per_user'])} B/user) "
+        f"| served {clean['served_s']} s after a clean stop, {killed['served_s']} s after SIGKILL; "
+        f"RSS {_n(killed['rss_mib'])} MiB | memory:// {m['served_s']} s at {m['users']:,} users "
+        f"({_n(m['records_per_s'])} records/s; {_n(r['memory_extrapolated_s'])} s at {users:,}) "
+        f"| {_n(r['memory_extrapolated_s'] / max(0.01, killed['served_s']), 1)}x faster "
+        f"| <= 5 s clean, <= 10 s SIGKILL at 100k | {'-' if met is None else _met(met)} |"
+    ]
+
+
 ROWS = {
     "ingest": ingest_rows,
     "freshness": freshness_rows,
     "online": online_rows,
     "replay": replay_rows,
     "memory": memory_rows,
+    "restart": restart_rows,
 }
 
 
