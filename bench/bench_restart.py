@@ -108,7 +108,6 @@ def fill(settings: Settings, samples: list[Records], users: int, prefix: str) ->
         bootstrap_servers=settings.kafka_bootstrap_servers,
         linger_ms=50,
         batch_size=1 << 20,
-        buffer_memory=256 << 20,
     )
     records = 0
     size = 0
@@ -152,15 +151,21 @@ def fill_store(
 
 def probe_event(prefix: str, n: int) -> tuple[str, bytes]:
     """A new user's activity event, now: (user id, message value)."""
-    config = GeneratorConfig(
-        users=1, days=1, seed=zlib.crc32(f"{prefix}{n}".encode()), start=datetime.now(UTC),
-        user_prefix=f"{prefix}probe{n}-",
-    )  # fmt: skip
-    event = next(
-        g.event for g in generate(config) if g.event and g.event["event_type"] == "activity"
-    )
-    event = {**event, "event_timestamp": datetime.now(UTC).isoformat(timespec="milliseconds")}
-    return event["user_id"], encode(event)
+    for attempt in range(100):  # a generated day now and then has no activity: the next seed
+        config = GeneratorConfig(
+            users=1, days=1, seed=zlib.crc32(f"{prefix}{n}.{attempt}".encode()),
+            start=datetime.now(UTC), user_prefix=f"{prefix}probe{n}-",
+        )  # fmt: skip
+        found = [
+            g.event for g in generate(config) if g.event and g.event["event_type"] == "activity"
+        ]
+        if found:
+            event = {
+                **found[0],
+                "event_timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            }
+            return event["user_id"], encode(event)
+    raise RuntimeError("no generated day held an activity event")
 
 
 def timed_start(

@@ -17,15 +17,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.loglevel is not None:
         settings = settings.model_copy(update={"worker_loglevel": args.loglevel})
-    ensure_topics(settings)
     level = settings.worker_loglevel
     if settings.worker_processes > 1:
+        ensure_topics(settings)
         return supervise(settings, ["--loglevel", level, *args.faust_args])
     stop_with_supervisor()
+    # The writer process first: its start (Feast's import and registry, seconds) then overlaps
+    # the topics' check and Faust's, and a restarted worker serves sooner.
+    from stream.sinks import writer
+
+    pool = writer.start(settings)
+    ensure_topics(settings)
     # Here, not above: the supervisor needs none of Faust.
     from stream.worker.app import build_app
 
-    app = build_app(settings)
+    app = build_app(settings, writer_pool=pool)
     # Faust parses its own command line; hand it the worker command and our flags.
     # The CLI's own web flags win over the app's web_enabled: say it here too, or every worker
     # binds port 6066 and a second one on the machine dies.

@@ -10,7 +10,6 @@ that an upgrade broke:
 - `FeatureStore._fvs_for_push_source_or_raise(source, allow_cache)`: the views a push source
   feeds;
 - `FeatureStore._precompute_for_push(view, frame)`: the on-demand views precomputed on push;
-- `feast.infra.online_stores.helpers._mmh3(key)`: the hash of a Redis hash's field names;
 - `feast.infra.online_stores.redis._versioned_fv_name(view, config)`: the view's name in keys;
 - `RedisOnlineStore._get_client(config)`: the store's Redis client;
 - `feast.infra.utils.postgres.connection_utils._get_conn`, `_get_conninfo` and
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from feast.infra.online_stores import helpers as _helpers
 from feast.infra.online_stores import redis as _redis
 from feast.infra.utils.postgres import connection_utils as _pg
 
@@ -37,7 +35,6 @@ ASSUMED: tuple[tuple[Any, str], ...] = (
     ("feast.FeatureStore", "_get_provider"),
     ("feast.FeatureStore", "_fvs_for_push_source_or_raise"),
     ("feast.FeatureStore", "_precompute_for_push"),
-    ("feast.infra.online_stores.helpers", "_mmh3"),
     ("feast.infra.online_stores.redis", "_versioned_fv_name"),
     ("feast.infra.online_stores.redis.RedisOnlineStore", "_get_client"),
     ("feast.infra.utils.postgres.connection_utils", "_get_conn"),
@@ -59,12 +56,6 @@ def push_source_views(store: FeatureStore, source: str) -> list[FeatureView]:
 
 def precompute_for_push(store: FeatureStore, view_name: str, frame: pd.DataFrame) -> None:
     store._precompute_for_push(view_name, frame)
-
-
-def field_hash(key: str) -> bytes:
-    """Feast's murmur3 of a Redis hash field name ("<view>:<feature>")."""
-    digest: bytes = _helpers._mmh3(key)
-    return digest
 
 
 def versioned_view_name(fv: FeatureView, config: RepoConfig) -> str:

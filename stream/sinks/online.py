@@ -8,7 +8,7 @@ guard included (stream/sinks/redis_rows.py); any other online store gets Feast's
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from stream.catalog import VIEWS, view
@@ -17,7 +17,7 @@ from stream.errors import UnsupportedStoreError
 from stream.sinks.base import Flush, by_view, latest_per_user
 from stream.sinks.feast_adapter import precompute_for_push
 from stream.sinks.feast_rows import PushViews, frame, join_key, online_rows
-from stream.sinks.redis_rows import rows_writer
+from stream.sinks.redis_rows import RedisOnlineSink, RedisWriter, rows_writer
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -32,7 +32,7 @@ class OnlineSink:
     def __init__(self, store: FeatureStore) -> None:
         self.views = PushViews(store)
         # Per view: the direct Redis write, or None for Feast's own.
-        self._direct: dict[str, Callable[[Sequence[Row]], int] | None] = {}
+        self._direct: dict[str, RedisWriter | None] = {}
 
     def setup(self) -> None:
         """Look up every view and its writer now, so the first flush is not the slow one."""
@@ -63,7 +63,7 @@ class OnlineSink:
             if self.views.precomputes(fv):
                 precompute_for_push(store, fv.name, frame(view_name, rows))
 
-    def direct_writer(self, fv: FeatureView) -> Callable[[Sequence[Row]], int] | None:
+    def direct_writer(self, fv: FeatureView) -> RedisWriter | None:
         """The view's direct Redis write, or None where Feast's online store is another."""
         if fv.name not in self._direct:
             try:
@@ -72,6 +72,21 @@ class OnlineSink:
                 logger.info("%s: Feast's online write (%s)", fv.name, exc)
                 self._direct[fv.name] = None
         return self._direct[fv.name]
+
+    def same_as(self, quick: RedisOnlineSink) -> bool:
+        """Whether `quick` (made from the catalog, without Feast) writes what this sink
+        writes: the same Redis layout, TTL and guard for every view, and no precompute."""
+        for spec in VIEWS:
+            for fv in self.views.of(spec.push_source):
+                direct, mine = self.direct_writer(fv), quick.writers.get(fv.name)
+                if direct is None or mine is None or self.views.precomputes(fv):
+                    return False
+                if not direct.layout.same_as(mine.layout) or (direct.ttl_s, direct.dedup) != (
+                    mine.ttl_s,
+                    mine.dedup,
+                ):
+                    return False
+        return True
 
     def close(self) -> None:
         """Feast's store keeps its Redis client; nothing of ours to release."""

@@ -20,19 +20,20 @@ from __future__ import annotations
 import operator
 import struct
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from feast.infra.online_stores.redis import RedisOnlineStore
-from feast.protos.feast.types.Value_pb2 import ValueType as KeyType
-from feast.value_type import ValueType
+import mmh3
 
+from stream.catalog import Dtype, features_of
 from stream.core.records import Row
 from stream.errors import UnsupportedStoreError
-from stream.sinks.feast_adapter import field_hash, redis_client, versioned_view_name
+from stream.settings import Settings
+from stream.sinks.base import Flush, by_view, latest_per_user
 
 if TYPE_CHECKING:
     from feast.feature_view import FeatureView
-    from feast.repo_config import RepoConfig
 
 _U32: Final = struct.Struct("<I").pack
 _DOUBLE: Final = struct.Struct("<Bd").pack
@@ -42,6 +43,8 @@ _INT64_TAG: Final = b"\x20"  # field 4, varint
 _DOUBLE_TAG: Final = 0x29  # field 5, 64-bit
 _STRING_TAG: Final = b"\x12"  # field 2, length-delimited
 _NULL: Final = b""  # an unset Value serialises to nothing
+# feast.types.Value_pb2.ValueType.STRING, the type an entity key's parts are written with.
+_KEY_STRING: Final = 2
 
 
 def varint(n: int) -> bytes:
@@ -78,11 +81,17 @@ def string_value(value: Any) -> bytes:
     return _STRING_TAG + varint(len(data)) + data
 
 
-ENCODERS: Final[dict[ValueType, Callable[[Any], bytes]]] = {
-    ValueType.INT64: int64_value,
-    ValueType.DOUBLE: double_value,
-    ValueType.STRING: string_value,
+ENCODERS: Final[dict[Dtype, Callable[[Any], bytes]]] = {
+    "int64": int64_value,
+    "float64": double_value,
+    "string": string_value,
 }
+
+
+def field_hash(key: str) -> bytes:
+    """Feast's hash of a Redis hash field name ("<view>:<feature>"): the murmur3 32-bit hash,
+    little endian (feast.infra.online_stores.helpers._mmh3; a test holds the two equal)."""
+    return _U32(mmh3.hash(key, signed=False))
 
 
 def timestamp(row_us: int) -> bytes:
@@ -117,25 +126,63 @@ def timestamp_nanos(data: bytes) -> int:
 
 
 class RedisRows:
-    """One feature view's rows written as Feast's Redis store writes them."""
+    """One feature view's rows written as Feast's Redis store writes them.
 
-    def __init__(self, config: RepoConfig, fv: FeatureView, join_key: str) -> None:
-        if config.entity_key_serialization_version != 3:
-            raise UnsupportedStoreError("entity keys other than serialisation version 3")
-        name = versioned_view_name(fv, config)
+    `name` is the view's name in Redis (Feast's versioned name); `fields` its features with the
+    catalog's types, in the view's order; one string join key; entity keys serialised in
+    version 3.
+    """
+
+    def __init__(
+        self, project: str, name: str, fields: Sequence[tuple[str, Dtype]], join_key: str
+    ) -> None:
         self.ts_key = f"_ts:{name}".encode()
-        fields = [(f.name, f.dtype.to_value_type()) for f in fv.features]
-        if any(kind not in ENCODERS for _, kind in fields):
-            raise UnsupportedStoreError(f"feature view {fv.name!r} has a field of another type")
         self.fields = [
             (field, field_hash(f"{name}:{field}"), ENCODERS[kind]) for field, kind in fields
         ]
         # serialize_entity_key, version 3, of one string join key: the key count, the key's
         # type, length and name, then the value's type; the value's length and bytes follow.
         key = join_key.encode()
-        self.prefix = _U32(1) + _U32(KeyType.STRING) + _U32(len(key)) + key
-        self.prefix += _U32(KeyType.STRING)
-        self.project = config.project.encode()
+        self.prefix = _U32(1) + _U32(_KEY_STRING) + _U32(len(key)) + key
+        self.prefix += _U32(_KEY_STRING)
+        self.project = project.encode()
+
+    @classmethod
+    def from_catalog(cls, project: str, view_name: str) -> RedisRows:
+        """The layout of a catalog view, as Feast lays out its registered view (no Feast)."""
+        fields = [(f.name, f.dtype) for f in features_of(view_name)]
+        return cls(project, view_name, fields, "user_id")
+
+    @classmethod
+    def from_feast(cls, config: Any, fv: FeatureView, join_key: str) -> RedisRows:
+        """The layout of a registered view, from Feast's config and view."""
+        from feast.value_type import ValueType
+
+        from stream.sinks.feast_adapter import versioned_view_name
+
+        if config.entity_key_serialization_version != 3:
+            raise UnsupportedStoreError("entity keys other than serialisation version 3")
+        kinds: dict[Any, Dtype] = {
+            ValueType.INT64: "int64",
+            ValueType.DOUBLE: "float64",
+            ValueType.STRING: "string",
+        }
+        fields = [(f.name, kinds.get(f.dtype.to_value_type())) for f in fv.features]
+        known = [(name, kind) for name, kind in fields if kind is not None]
+        if len(known) != len(fields):
+            raise UnsupportedStoreError(f"feature view {fv.name!r} has a field of another type")
+        return cls(config.project, versioned_view_name(fv, config), known, join_key)
+
+    def same_as(self, other: RedisRows) -> bool:
+        """Whether both write the same bytes to the same keys."""
+        mine = [(f, h) for f, h, _ in self.fields]
+        theirs = [(f, h) for f, h, _ in other.fields]
+        return (self.ts_key, mine, self.prefix, self.project) == (
+            other.ts_key,
+            theirs,
+            other.prefix,
+            other.project,
+        )
 
     def key(self, user_id: str) -> bytes:
         uid = user_id.encode()
@@ -173,21 +220,93 @@ class RedisRows:
         return written
 
 
-def rows_writer(provider: Any, fv: FeatureView, join_key: str) -> Callable[[Sequence[Row]], int]:
-    """A function writing `fv`'s rows straight to Redis, when Feast's store there is Redis.
+@dataclass(frozen=True)
+class RedisWriter:
+    """A view's rows into one Redis: its layout, the client, Feast's TTL and older-row guard."""
+
+    layout: RedisRows
+    client: Any
+    ttl_s: int | None = None
+    dedup: bool = True
+
+    def __call__(self, rows: Sequence[Row]) -> int:
+        return self.layout.write(self.client, rows, ttl_s=self.ttl_s, dedup=self.dedup)
+
+
+def rows_writer(provider: Any, fv: FeatureView, join_key: str) -> RedisWriter:
+    """The direct write of `fv`'s rows to Redis, when Feast's store there is Redis.
 
     Raises UnsupportedStoreError for any other online store, or a view or key encoding this
     module does not make; the caller then uses Feast's `online_write_batch`.
     """
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    from stream.sinks.feast_adapter import redis_client
+
     store = getattr(provider, "online_store", None)
     if not isinstance(store, RedisOnlineStore):
         raise UnsupportedStoreError(f"online store {type(store).__name__}")
     config = provider.repo_config
-    layout = RedisRows(config, fv, join_key)
     online = config.online_store
-    client = redis_client(store, online)
+    return RedisWriter(
+        RedisRows.from_feast(config, fv, join_key),
+        redis_client(store, online),
+        online.key_ttl_seconds,
+        not online.skip_dedup,
+    )
 
-    def write(rows: Sequence[Row]) -> int:
-        return layout.write(client, rows, ttl_s=online.key_ttl_seconds, dedup=not online.skip_dedup)
 
-    return write
+class RedisOnlineSink:
+    """The online sink while Feast is being imported: each catalog view's Redis layout, made
+    without Feast, for a feature repository whose online store is a plain Redis one
+    (`plain_redis`). The writer process checks it against Feast's own once Feast is loaded."""
+
+    name = "online"
+
+    def __init__(self, settings: Settings) -> None:
+        import redis
+
+        from stream.catalog import VIEWS
+
+        self.writers = {
+            v.name: RedisWriter(
+                RedisRows.from_catalog(settings.feast_project, v.name),
+                redis.Redis.from_url(settings.redis_url.get_secret_value()),
+            )
+            for v in VIEWS
+        }
+
+    def setup(self) -> None:
+        for writer in self.writers.values():
+            writer.client.ping()
+
+    def write(self, flush: Flush) -> None:
+        if not flush.online:
+            return
+        for view_name, rows in by_view(latest_per_user(flush.rows)).items():
+            self.writers[view_name](rows)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.client.close()
+
+
+def plain_redis(repo: Path) -> bool:
+    """Whether the repository's online store is Redis as Feast lays it out by default: one
+    node, no TTL, the older-row guard on, entity keys in version 3, no view versioning."""
+    import yaml
+
+    config = yaml.safe_load((repo / "feature_store.yaml").read_text())
+    online = config.get("online_store") or {}
+    registry = config.get("registry") or {}
+    return bool(
+        isinstance(online, dict)
+        and online.get("type") == "redis"
+        and online.get("redis_type", "redis") == "redis"
+        and not online.get("key_ttl_seconds")
+        and not online.get("skip_dedup")
+        and config.get("entity_key_serialization_version") == 3
+        and not (
+            isinstance(registry, dict) and registry.get("enable_online_feature_view_versioning")
+        )
+    )

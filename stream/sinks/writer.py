@@ -44,7 +44,7 @@ SINKS: Final = ("online", "offline", "archive")
 
 _settings: Settings | None = None
 _wanted: tuple[str, ...] = SINKS
-_sinks: list[Sink] | None = None
+_sinks: OpenSinks | None = None
 
 
 def start(settings: Settings, sinks: Sequence[str] = SINKS) -> ProcessPoolExecutor:
@@ -60,8 +60,12 @@ def start(settings: Settings, sinks: Sequence[str] = SINKS) -> ProcessPoolExecut
         initializer=_init,
         initargs=(settings, LEVELS[settings.worker_loglevel], tuple(sinks)),
     )
-    pool.submit(_open)
+    pool.submit(_warm_up)
     return pool
+
+
+def _warm_up() -> None:
+    _open()
 
 
 def exit_with_parent() -> None:
@@ -115,12 +119,70 @@ def open_sinks(settings: Settings, names: Sequence[str]) -> list[Sink]:
     return sinks
 
 
-def _open() -> list[Sink]:
+class OpenSinks:
+    """The writer process's sinks, opened so that the first flush is online soon.
+
+    Importing Feast takes seconds. Where the repository's online store is a plain Redis one,
+    the online sink starts without it (stream/sinks/redis_rows.py) and the others open in a
+    thread; once Feast is loaded, the catalog's Redis layout is checked against Feast's, and
+    Feast's own online write takes over should they differ. A restarted worker's first rows are
+    then online before its offline writes are ready.
+    """
+
+    def __init__(self, settings: Settings, names: Sequence[str]) -> None:
+        from stream.sinks.redis_rows import RedisOnlineSink, plain_redis
+
+        self.ready: dict[str, Sink] = {}
+        self.error: BaseException | None = None
+        quick = "online" in names and plain_redis(settings.feast_repo_path)
+        if quick:
+            online = RedisOnlineSink(settings)
+            with_retry(online.setup, "online set-up")
+            self.ready["online"] = online
+        rest = [name for name in names if name not in self.ready]
+        self._opening = threading.Thread(
+            target=self._open, args=(settings, rest, quick), name="open-sinks", daemon=True
+        )
+        self._opening.start()
+
+    def _open(self, settings: Settings, names: list[str], check_online: bool) -> None:
+        try:
+            opened = open_sinks(settings, [*names, "online"] if check_online else names)
+            for sink in opened:
+                if sink.name == "online" and check_online:
+                    self._check_online(sink)
+                else:
+                    self.ready[sink.name] = sink
+            gcpolicy.settle()
+        except BaseException as exc:  # raised to the flush that needs the sink
+            self.error = exc
+
+    def _check_online(self, feast_sink: Sink) -> None:
+        from stream.sinks.online import OnlineSink
+        from stream.sinks.redis_rows import RedisOnlineSink
+
+        assert isinstance(feast_sink, OnlineSink)
+        quick = self.ready["online"]
+        assert isinstance(quick, RedisOnlineSink)
+        if not feast_sink.same_as(quick):
+            logger.warning("the catalog's Redis layout differs from Feast's: Feast's writes on")
+            self.ready["online"] = feast_sink
+
+    def get(self, name: str) -> Sink:
+        sink = self.ready.get(name)
+        if sink is None:
+            self._opening.join()
+            if self.error is not None:
+                raise self.error
+            sink = self.ready[name]
+        return sink
+
+
+def _open() -> OpenSinks:
     global _sinks
     if _sinks is None:
         assert _settings is not None, "the writer process was not initialised"
-        _sinks = open_sinks(_settings, _wanted)
-        gcpolicy.settle()
+        _sinks = OpenSinks(_settings, _wanted)
     return _sinks
 
 
@@ -158,7 +220,9 @@ def write(payload: bytes) -> tuple[int, dict[str, int]]:
         nonlocal retries
         retries += 1
 
-    for sink in _open():
+    sinks = _open()
+    for name in (n for n in SINKS if n in _wanted):
+        sink = sinks.get(name)
         with_retry(partial(sink.write, flush), f"{sink.name} write", on_retry=count)
     newest: dict[str, int] = {}
     for row in flush.rows:

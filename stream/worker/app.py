@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ class Worker(faust.Worker):
         self.spinner = None
 
 
-def build_app(settings: Settings) -> faust.App:
+def build_app(settings: Settings, writer_pool: ProcessPoolExecutor | None = None) -> faust.App:
     """The worker app; `python -m stream worker` and `faust -A stream.worker worker` run it."""
     brokers = [f"kafka://{host}:{port}" for host, port in settings.kafka_servers]
     slot = take_slot(
@@ -88,6 +89,7 @@ def build_app(settings: Settings) -> faust.App:
     )
     dlq = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw")
     runtime = Runtime(settings, table, dlq)
+    runtime.writer = writer_pool  # started by the caller, or on the app's start
     event_topics = {settings.topic_for(t) for t in EVENT_TYPES}
     runtime.owned = lambda: {
         tp.partition for tp in app.consumer.assignment() if tp.topic in event_topics

@@ -34,7 +34,7 @@ from stream.sinks.base import Flush, by_view, latest_per_user
 from stream.sinks.feast_rows import frame, offline_table, online_rows, row_time
 from stream.sinks.offline import OfflineSink
 from stream.sinks.online import OnlineSink
-from stream.sinks.redis_rows import RedisRows
+from stream.sinks.redis_rows import RedisOnlineSink, RedisRows, plain_redis
 from stream.synth.generator import GeneratorConfig, generate
 
 
@@ -266,10 +266,29 @@ def test_the_direct_redis_write_sets_the_configured_ttl(
     fv = _registered(online_sink, name)
     config = online_sink.views.provider.repo_config
     client = online_sink.views.provider.online_store._get_client(config.online_store)
-    layout = RedisRows(config, fv, "user_id")
+    layout = RedisRows.from_feast(config, fv, "user_id")
     (user,) = user_ids(1)
     row = replace(ROWS[name][0], user_id=user)
     assert layout.write(client, [row], ttl_s=600, dedup=True) == 1
     assert 0 < client.ttl(layout.key(user)) <= 600
     # The same row again is not newer than itself: skipped, as Feast skips it.
     assert layout.write(client, [row], ttl_s=600, dedup=True) == 0
+
+
+def test_the_catalogs_redis_layout_is_feasts(
+    online_sink: OnlineSink, feast_settings: Settings
+) -> None:
+    """What the writer process writes before Feast is loaded is what Feast itself lays out."""
+    assert plain_redis(feast_settings.feast_repo_path)
+    quick = RedisOnlineSink(feast_settings)
+    try:
+        assert online_sink.same_as(quick)
+        config = online_sink.views.provider.repo_config
+        for name in (v.name for v in VIEWS):
+            theirs = RedisRows.from_feast(config, _registered(online_sink, name), "user_id")
+            assert quick.writers[name].layout.same_as(theirs)
+        # A layout that differs is noticed: Feast's write then takes over.
+        wrong = RedisRows.from_catalog("another_project", "sleep_features")
+        assert not wrong.same_as(quick.writers["sleep_features"].layout)
+    finally:
+        quick.close()

@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from stream.sinks.redis_rows import (
     double_value,
+    field_hash,
     int64_value,
     string_value,
     timestamp,
@@ -73,3 +74,18 @@ def test_timestamp_nanos_reads_what_feast_stores() -> None:
 
 def test_varint_of_the_largest_number() -> None:
     assert varint(2**64 - 1) == b"\xff" * 9 + b"\x01"
+
+
+@pytest.mark.parametrize("key", ["sleep_features:sleep_quality_score", "a:b", "é:日本", ""])
+def test_field_names_hash_as_feasts(key: str) -> None:
+    from feast.infra.online_stores.helpers import _mmh3
+
+    assert field_hash(key) == _mmh3(key)
+
+
+def test_entity_keys_are_written_with_feasts_string_type() -> None:
+    from feast.protos.feast.types.Value_pb2 import ValueType
+
+    from stream.sinks import redis_rows
+
+    assert redis_rows._KEY_STRING == ValueType.STRING
