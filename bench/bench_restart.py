@@ -23,6 +23,7 @@ it measured.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import subprocess
@@ -32,7 +33,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
 from bench.common import (
@@ -48,12 +48,13 @@ from stream.catalog import EVENT_TYPES
 from stream.core.codec import decode_head, encode_head
 from stream.core.events import encode
 from stream.core.ingest import Ingestor
-from stream.core.records import Message
+from stream.core.records import Message, Record
 from stream.featurestore.env import open_store
 from stream.ops.topics import ensure_topics
 from stream.producer import EventProducer
 from stream.settings import Settings
 from stream.synth.generator import GeneratorConfig, generate
+from stream.worker.changelog import ChangelogProducer
 from stream.worker.slots import take_slot
 from stream.worker.store import HEAD, Database, split_key
 
@@ -101,30 +102,36 @@ def users_records(
 
 
 def fill(settings: Settings, samples: list[Records], users: int, prefix: str) -> dict[str, Any]:
-    """The users' records into the app's changelog; returns counts and each partition's end."""
+    """The users' records into the app's changelog, in record batches as the worker sends
+    them; returns counts and each partition's last offset."""
     ensure_topics(settings)
-    topic = f"{settings.worker_app_id}-user-state-changelog"
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        linger_ms=50,
-        batch_size=1 << 20,
-    )
+    producer = ChangelogProducer(settings, f"{settings.worker_app_id}-user-state-changelog")
     records = 0
     size = 0
-    futures: dict[int, Any] = {}
+    last: dict[int, int] = {}
+
+    async def send_all() -> None:
+        nonlocal records, size
+        batch: list[tuple[int, list[Record]]] = []
+        for partition, key, value in users_records(
+            samples, users, prefix, settings.topic_partitions
+        ):
+            batch.append((partition, [(key, value)]))
+            records += 1
+            size += len(key) + len(value)
+            if len(batch) >= 50_000:
+                last.update(await producer.send(batch))
+                batch = []
+        last.update(await producer.send(batch))
+        await producer.stop()
+
     began = time.monotonic()
-    for partition, key, value in users_records(samples, users, prefix, settings.topic_partitions):
-        futures[partition] = producer.send(topic, key=key, value=value, partition=partition)
-        records += 1
-        size += len(key) + len(value)
-    producer.flush()
-    ends = {p: f.get(timeout=60).offset for p, f in futures.items()}
-    producer.close()
+    asyncio.run(send_all())
     return {
         "records": records,
         "bytes": size,
         "produce_s": round(time.monotonic() - began, 1),
-        "last_offsets": ends,
+        "last_offsets": last,
     }
 
 
