@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -323,6 +324,7 @@ class MemoryRecords:
 
     def __init__(self, data: Any) -> None:
         self.data = data
+        self._heads: list[bytes] = []
 
     def load(self, head_key: bytes) -> tuple[bytes, Callable[[bytes], bytes | None]] | None:
         head = self.data.get(head_key)
@@ -338,12 +340,10 @@ class MemoryRecords:
                     del data[key]
 
     def heads(self, after: bytes, limit: int) -> list[tuple[bytes, int | None]]:
-        found = sorted(
-            bytes(k)
-            for k in self.data
-            if b"@" not in bytes(k).partition(b"|")[0] and bytes(k) > after
-        )
-        return [(key, None) for key in found[:limit]]
+        if not after:  # a new walk: the heads as they are now, sorted once for all its pages
+            self._heads = sorted(k for k in map(bytes, self.data) if split_key(k)[1] == HEAD)
+        start = bisect_right(self._heads, after)
+        return [(key, None) for key in self._heads[start : start + limit]]
 
 
 def state_records(data: Any) -> StateRecords:

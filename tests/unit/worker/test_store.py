@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.worker.store import HEAD, Database, join_key, split_key
+from stream.worker.store import HEAD, Database, MemoryRecords, join_key, split_key
 
 TOPIC = "app-user-state-changelog"
 
@@ -62,3 +62,18 @@ def test_a_failed_write_leaves_rows_and_offsets_as_they_were(tmp_path: Path) -> 
     reopened = Database(tmp_path / "s.sqlite")
     assert reopened.state(b"activity|u1") == {HEAD: b"h1"}
     reopened.close()
+
+
+def test_memory_heads_come_a_page_at_a_time_in_key_order() -> None:
+    data = {
+        b"sleep|u2": b"h",
+        b"activity|u1": b"h",
+        b"activity#2918|u1": b"c",
+        b"activity@20431|u1": b"d",
+        b"sync|u3": b"h",
+    }
+    records = MemoryRecords(data)
+    first = records.heads(b"", 2)
+    assert first == [(b"activity|u1", None), (b"sleep|u2", None)]
+    assert records.heads(first[-1][0], 2) == [(b"sync|u3", None)]
+    assert records.heads(b"sync|u3", 2) == []
