@@ -44,9 +44,9 @@ class Profile:
     restart_memory_users: int
 
 
-FULL = Profile(1_000_000, 300, 500_000, [10_000, 100_000], True, 30.0, 30.0, 100_000, 20_000)
+FULL = Profile(1_000_000, 300, 500_000, [1_000, 3_000, 10_000], True, 30.0, 30.0, 100_000, 20_000)
 # Quick keeps every benchmark and every rate, smaller: under 3 minutes on the 2-core machine.
-QUICK = Profile(12_000, 40, 20_000, [5_000], False, 4.0, 5.0, 5_000, 1_000)
+QUICK = Profile(12_000, 40, 20_000, [500], False, 4.0, 5.0, 5_000, 1_000)
 
 
 def benchmarks(
@@ -63,7 +63,9 @@ def benchmarks(
             quick, seconds=profile.freshness_s, timeout_s=profile.freshness_timeout_s
         ),
         "online": lambda: bench_online.run(quick),
-        "memory": lambda: bench_memory.run(profile.memory_users, with_worker=profile.memory_worker),
+        "memory": lambda: bench_memory.run(
+            profile.memory_users, with_worker=profile.memory_worker, days=30
+        ),
         "restart": lambda: bench_restart.run(profile.restart_users, profile.restart_memory_users),
     }
 

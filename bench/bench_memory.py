@@ -72,16 +72,21 @@ def _who(head: bytes) -> tuple[str, Any]:
     return user_id, event_type
 
 
-def object_bytes(states: States) -> int:
+def object_bytes(states: States) -> tuple[int, int]:
+    """Bytes the states take decoded (as a worker restores them), and once each has made a
+    row (its windows folded, as a state a worker uses holds them)."""
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         objects = [UserState.restore(*_who(head), r[head], r.get) for head, r in states.items()]
-        after = tracemalloc.get_traced_memory()[0]
+        restored = tracemalloc.get_traced_memory()[0]
+        for state in objects:
+            state.row_at((state.last_row_us or 0) + 1)
+        folded = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
     del objects
-    return after - before
+    return restored - before, folded - before
 
 
 def produce_changelog(settings: Settings, states: States) -> None:
@@ -145,22 +150,24 @@ def worker_rss(settings: Settings, records: States, prefix: str) -> dict[str, fl
 def run(user_counts: list[int], with_worker: bool = True, days: int = 1) -> dict[str, Any]:
     idle: dict[str, float] = {}
     if with_worker:
-        settings, prefix = fresh_settings()
+        # memory:// holds every record in RAM: what the worker held before the local store.
+        settings, prefix = fresh_settings(worker_store="memory://")
         print("worker with an empty changelog ...", flush=True)
         idle = worker_rss(settings, {}, prefix)
     results = []
     for users in user_counts:
-        settings, prefix = fresh_settings()
+        settings, prefix = fresh_settings(worker_store="memory://")
         print(f"{users:,} users: building their states ...", flush=True)
         records = build_states(settings, users, prefix, days)
         state_bytes = sum(len(k) + len(v) for r in records.values() for k, v in r.items())
-        objects = object_bytes(records)
+        objects, folded = object_bytes(records)
         print(f"  {len(records):,} states, {state_bytes / users:,.0f} B/user", flush=True)
         result: dict[str, Any] = {
             "users": users,
             "states": len(records),
             "state_bytes_per_user": round(state_bytes / users),
             "object_bytes_per_user": round(objects / users),
+            "folded_bytes_per_user": round(folded / users),
             "worker_rss_mib": None,
             "worker_rss_bytes_per_user": None,
             "worker_start_to_serving_s": None,
@@ -185,10 +192,10 @@ def run(user_counts: list[int], with_worker: bool = True, days: int = 1) -> dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", default="10000,100000", help="comma-separated user counts")
+    parser.add_argument("--users", default="1000,3000,10000", help="comma-separated user counts")
     parser.add_argument("--name", default="memory")
     parser.add_argument("--no-worker", action="store_true", help="in-process figures only")
-    parser.add_argument("--days", type=int, default=1, help="days of traffic per user")
+    parser.add_argument("--days", type=int, default=30, help="days of traffic per user")
     args = parser.parse_args()
     report = run(
         [int(n) for n in args.users.split(",")], with_worker=not args.no_worker, days=args.days
@@ -198,7 +205,8 @@ def main() -> int:
     for r in report["users"]:
         print(
             f"{r['users']:>8,} users | state {r['state_bytes_per_user']:,} B/user | objects "
-            f"{r['object_bytes_per_user']:,} B/user | worker {r['worker_rss_mib']} MiB, "
+            f"{r['object_bytes_per_user']:,} B/user ({r['folded_bytes_per_user']:,} with windows) "
+            f"| memory:// worker {r['worker_rss_mib']} MiB, "
             f"{r['worker_rss_bytes_per_user']} B/user | serving after "
             f"{r['worker_start_to_serving_s']} s"
         )

@@ -104,9 +104,16 @@ def memory_rows(r: dict[str, Any]) -> list[str]:
             if u.get("worker_rss_mib")
             else ""
         )
+        folded = u.get("folded_bytes_per_user")
+        windows = f" ({_n(folded)} with windows)" if folded else ""
+        days = r["parameters"].get("days", 1)
+        met = "-"
+        if days >= 30:
+            met = _met(u["state_bytes_per_user"] <= 8_000)
         rows.append(
-            f"| memory, {u['users']:,} users | state {_n(u['state_bytes_per_user'])} B/user, "
-            f"objects {_n(u['object_bytes_per_user'])} B/user{worker} | - | - | - | - |"
+            f"| memory, {u['users']:,} users, {days} days | state {_n(u['state_bytes_per_user'])} "
+            f"B/user, objects {_n(u['object_bytes_per_user'])} B/user{windows}{worker} | - | - "
+            f"| state <= 8 KB/user at 30 days | {met} |"
         )
     return rows
 

@@ -55,6 +55,8 @@ class Pending:
     result: BatchResult
     acks: Acks | None
     taken: float  # time.monotonic() when it was queued
+    # Resolved once written: the sweep waits on it, so it holds one page of states at a time.
+    written: asyncio.Future[None] | None = None
 
     @property
     def events(self) -> int:
@@ -180,9 +182,10 @@ class Runtime:
         return self._queued_events
 
     async def flush(self, result: BatchResult) -> None:
-        """Queue rows made outside a batch of events (the sweep's) for writing."""
-        self._enqueue(Pending(result, None, time.monotonic()))
-        await self.settle()
+        """Write rows made outside a batch of events (the sweep's); return once written."""
+        written = asyncio.get_running_loop().create_future()
+        self._enqueue(Pending(result, None, time.monotonic(), written))
+        await written
 
     def _enqueue(self, pending: Pending) -> None:
         """Queue a batch for writing; its events are acknowledged once it is written.
@@ -311,6 +314,8 @@ class Runtime:
             for pending in queued:
                 if pending.acks is not None:
                     pending.acks.done()
+                if pending.written is not None and not pending.written.done():
+                    pending.written.set_result(None)
                 self._queued_events -= pending.events
             self._drained.set()
             for name, count in summarize(result).items():
@@ -402,8 +407,8 @@ class Runtime:
                 event_type, _, user_id = key.decode().partition("|")
                 state = self.states.get((user_id, event_type))
                 if state is None:
-                    head = self.records.load(key)
-                    if head is None or not _may_change(event_type, head[0], now_us):
+                    head = self.records.head(key)
+                    if head is None or not _may_change(event_type, head, now_us):
                         continue
                     state = self.load_state(user_id, event_type)
                 if state.partition in owned and state.changes_by(now_us):

@@ -296,6 +296,9 @@ class StateRecords(Protocol):
     def load(self, head_key: bytes) -> tuple[bytes, Callable[[bytes], bytes | None]] | None:
         """A state's head and a reader of its chunks; None when the state is not there."""
 
+    def head(self, head_key: bytes) -> bytes | None:
+        """A state's head alone (the sweep decides from it whether to decode the state)."""
+
     def write(self, topic: str, changes: Changes, last: Mapping[int, int]) -> None:
         """A flush's records, which the changelog holds up to `last[partition]`."""
 
@@ -311,6 +314,9 @@ class DiskRecords:
 
     def load(self, head_key: bytes) -> tuple[bytes, Callable[[bytes], bytes | None]] | None:
         return self.store.load(head_key)
+
+    def head(self, head_key: bytes) -> bytes | None:
+        return self.store.db.get(head_key, HEAD)
 
     def write(self, topic: str, changes: Changes, last: Mapping[int, int]) -> None:
         self.store.write_flush(topic, changes, last)
@@ -329,6 +335,10 @@ class MemoryRecords:
     def load(self, head_key: bytes) -> tuple[bytes, Callable[[bytes], bytes | None]] | None:
         head = self.data.get(head_key)
         return None if head is None else (head, self.data.get)
+
+    def head(self, head_key: bytes) -> bytes | None:
+        head: bytes | None = self.data.get(head_key)
+        return head
 
     def write(self, topic: str, changes: Changes, last: Mapping[int, int]) -> None:
         data = self.data
