@@ -175,7 +175,8 @@ class Store(SerializedStore[bytes, bytes]):
         super().__init__(url, app, table, **kwargs)
         directory = state_directory(app)
         self.db = Database(directory / f"{table.name}.sqlite")
-        logger.info("state store %s: %d records", self.db.path, self.db.count())
+        # Its size, not its rows: a count reads the whole table (seconds at a million users).
+        logger.info("state store %s: %.0f MB", self.db.path, self.db.path.stat().st_size / 1e6)
 
     # --- what the worker calls -----------------------------------------------------------------
 
