@@ -53,10 +53,10 @@ from stream.featurestore.env import open_store
 from stream.ops.topics import ensure_topics
 from stream.producer import EventProducer
 from stream.settings import Settings
+from stream.sinks.state_store import HEAD, Database, split_key
 from stream.synth.generator import GeneratorConfig, generate
 from stream.worker.changelog import ChangelogProducer
 from stream.worker.slots import take_slot
-from stream.worker.store import HEAD, Database, split_key
 
 DAYS = 30
 SAMPLE_USERS = 500

@@ -102,6 +102,8 @@ def build_app(settings: Settings, writer_pool: ProcessPoolExecutor | None = None
 
     @app.on_before_shutdown.connect
     async def _shutdown(*_: Any, **__: Any) -> None:
+        # A clean stop leaves the local store holding the whole changelog: no tail on restart.
+        await runtime.stored()
         await runtime.changelog.stop()
 
     def _revoked(_: Any, /, *args: Any, signal: Any, **__: Any) -> None:

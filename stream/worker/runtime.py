@@ -16,7 +16,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -30,11 +30,12 @@ from stream.core.state import UserState, head_key, row_may_change
 from stream.settings import Settings
 from stream.sinks import writer
 from stream.sinks.base import Flush
+from stream.sinks.state_store import Changes
 from stream.worker import faust_adapter
 from stream.worker.batches import Acks
 from stream.worker.changelog import ChangelogProducer
 from stream.worker.metrics import Metrics
-from stream.worker.store import Changes, StateRecords, state_records
+from stream.worker.store import StateRecords, state_records
 from stream.worker.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,7 @@ class Runtime:
         # The states decoded in memory, least recently used first; the store holds them all.
         self.states: OrderedDict[tuple[str, str], UserState] = OrderedDict()
         self._records: StateRecords | None = None
-        # The local store's writes run here, off the event loop (SQLite releases the GIL).
-        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="state-store")
+        self._storing: set[asyncio.Future[None]] = set()  # store writes not yet done
         topic_types = {settings.topic_for(t): t for t in EVENT_TYPES}
         self.topic_types = topic_types
         self.topics = frozenset(topic_types)  # what the consumer hands over in batches
@@ -131,6 +131,37 @@ class Runtime:
             states.move_to_end(key)
         return state
 
+    def _prefetch(self, messages: list[Message]) -> None:
+        """Load the batch's states that are not in memory in a few reads, not one each.
+
+        Producers key events by user id (stream/producer.py) and a topic is one event type, so
+        the states a batch needs are known before it is decoded; one keyed otherwise is loaded
+        on its own when its event comes (`load_state`).
+        """
+        states = self.states
+        wanted: dict[bytes, tuple[str, str]] = {}
+        for message in messages:
+            event_type: str | None = self.topic_types.get(message.topic)
+            key = message.key
+            if event_type is None or not key:
+                continue
+            try:
+                user_id = key.decode()
+            except UnicodeDecodeError:
+                continue
+            if (user_id, event_type) not in states:
+                wanted[head_key(user_id, event_type)] = (user_id, event_type)
+        if not wanted:
+            return
+        found = self.records.load_many(list(wanted))
+        for head, (user_id, event_type) in wanted.items():
+            loaded = found.get(head)
+            if loaded is None:
+                state = UserState(user_id, event_type)  # type: ignore[arg-type]
+            else:
+                state = UserState.restore(user_id, event_type, *loaded)  # type: ignore[arg-type]
+            states[(user_id, event_type)] = state
+
     def evict(self) -> int:
         """Drop the least recently used states past worker_state_cache from memory.
 
@@ -161,6 +192,7 @@ class Runtime:
         """
         self.watchdog.progress(time.monotonic())
         try:
+            self._prefetch(messages)
             result = self.ingestor.process(messages)
         except Exception:
             # Not left to Faust's fetcher, which runs this: stop, as on any failure retries
@@ -304,13 +336,9 @@ class Runtime:
             last = await self._send_changelog(changes)
             # The local store mirrors the changelog, so a state dropped from memory (evicted,
             # or on a rebalance) is read back as we last wrote it, and a restart reads only the
-            # changelog's records after `last`.
-            await asyncio.get_running_loop().run_in_executor(
-                self._store_thread, self.records.write, self.changelog.topic, changes, last
-            )
-            for _, state in result.dirty.values():
-                state.pending -= 1
-            self.evict()
+            # changelog's records after `last`. The writer process writes it, in flush order;
+            # until it has, the flush's states stay in memory.
+            self._store(changes, last, [state for _, state in result.dirty.values()])
             for pending in queued:
                 if pending.acks is not None:
                     pending.acks.done()
@@ -324,6 +352,31 @@ class Runtime:
             raise
         except Exception:
             _fatal("publishing the changelog failed for a reason retries cannot cure; stopping")
+
+    def _store(self, changes: Changes, last: dict[int, int], states: list[UserState]) -> None:
+        def stored(done: asyncio.Future[None] | None = None) -> None:
+            if done is not None and not done.cancelled() and done.exception() is not None:
+                _fatal("writing the local state store failed; stopping")
+            for state in states:
+                state.pending -= 1
+            self.evict()
+
+        job = self.records.job(self.changelog.topic, changes, last)
+        if job is None:
+            stored()
+            return
+        if self.writer is None:
+            self.start_writer()
+        function, payload = job
+        write = asyncio.get_running_loop().run_in_executor(self.writer, function, payload)
+        self._storing.add(write)
+        write.add_done_callback(self._storing.discard)
+        write.add_done_callback(stored)
+
+    async def stored(self) -> None:
+        """Wait until the local store holds every flush published so far (a clean stop)."""
+        if self._storing:
+            await asyncio.gather(*self._storing, return_exceptions=True)
 
     async def _send_changelog(self, changes: Changes) -> dict[int, int]:
         """The changelog records, retried while Kafka is away (the events wait unacknowledged)."""

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.worker.store import HEAD, Database, MemoryRecords, join_key, split_key
+from stream.sinks.state_store import HEAD, Database, join_key, split_key
+from stream.worker.store import MemoryRecords
 
 TOPIC = "app-user-state-changelog"
 
