@@ -193,6 +193,10 @@ _MAX_SLOT: Final = 31
 def _put_entry(out: bytearray, slot: int, key: str, value: int) -> None:
     m, e = value, 0
     if m:
+        # Durations are nano-units: up to 13 trailing zeros, taken eight and then one at a time.
+        while m % 100_000_000 == 0:
+            m //= 100_000_000
+            e += 8
         while m % 10 == 0:
             m //= 10
             e += 1
@@ -232,18 +236,22 @@ def encode_head(
     partition: int | None,
     friend_delta: int,
 ) -> bytes:
+    # Written out, not looped over a tuple of pairs: a head is encoded with every change.
     flags = 0
     out = bytearray(_FORMAT_BYTE)
     body = bytearray()
-    for flag, clock in (
-        (_NEWEST, newest_us),
-        (_ROW, last_row_us),
-        (_SYNCED, last_synced_us),
-        (_PARTITION, partition),
-    ):
-        if clock is not None:
-            flags |= flag
-            _put(body, _zigzag(clock))
+    if newest_us is not None:
+        flags |= _NEWEST
+        _put(body, _zigzag(newest_us))
+    if last_row_us is not None:
+        flags |= _ROW
+        _put(body, _zigzag(last_row_us))
+    if last_synced_us is not None:
+        flags |= _SYNCED
+        _put(body, _zigzag(last_synced_us))
+    if partition is not None:
+        flags |= _PARTITION
+        _put(body, _zigzag(partition))
     _put(body, _zigzag(friend_delta))
     _put(out, flags)
     out += body

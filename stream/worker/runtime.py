@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, NoReturn
 
 from faust.types import TP
@@ -172,7 +173,8 @@ class Runtime:
         over = len(states) - self.settings.worker_state_cache
         if over <= 0:
             return 0
-        gone = [key for key, state in states.items() if not state.pending][:over]
+        # Stops at the first `over` found, oldest first: a full scan per flush cost O(cache).
+        gone = list(islice((key for key, state in states.items() if not state.pending), over))
         for key in gone:
             del states[key]
         return len(gone)

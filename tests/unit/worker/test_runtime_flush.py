@@ -83,3 +83,16 @@ def test_no_wait_at_the_end_of_the_log() -> None:
         assert await filled(rt) < 0.05
 
     asyncio.run(scenario())
+
+
+def test_the_least_recently_used_states_leave_memory_but_not_one_a_flush_still_writes() -> None:
+    rt = runtime(flush_min=1, wait_s=0)
+    rt.settings = rt.settings.model_copy(update={"worker_state_cache": 2})
+    for user in ("a", "b", "c"):
+        rt.load_state(user, "sleep")
+    rt.states[("a", "sleep")].pending = 1  # its store write is in flight
+    rt.load_state("b", "sleep")  # used again: the newest
+    assert rt.evict() == 1
+    assert list(rt.states) == [("a", "sleep"), ("b", "sleep")]
+    rt.states[("a", "sleep")].pending = 0
+    assert rt.evict() == 0  # at the cap, nothing more to drop
