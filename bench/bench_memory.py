@@ -1,7 +1,7 @@
 """Memory per active user: the state's bytes, its objects, and a real worker's RSS holding it.
 
-For each user count (10k and 100k in the full run), a day (or `--days`) of generated traffic
-per user goes through the worker's `Ingestor` in memory. Then:
+For each user count (1k, 3k and 10k in the full run), 30 days (`--days`) of generated traffic
+per user go through the worker's `Ingestor` in memory. Then:
 
 - state bytes: the changelog records of every (user, event type) state, summed and divided by
   the users; this is what the worker's table holds and what the changelog topic stores;
@@ -13,7 +13,7 @@ per user goes through the worker's `Ingestor` in memory. Then:
   and agents run only after recovery), its RSS is read. The same is done with an empty
   changelog, and the difference divided by the users is the worker's RSS per user.
 
-    .venv/bin/python -m bench.bench_memory --users 10000,100000
+    .venv/bin/python -m bench.bench_memory --users 1000,3000,10000 --days 30
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ through `get_online_features` (the probe is produced at the start command):
   session.
 
 Beside each, the worker's RSS once it serves. memory:// runs at `--memory-users` (it reads about
-5,000 records a second) and its time at `--users` is extrapolated from the records per second
+12,000 records a second) and its time at `--users` is extrapolated from the records per second
 it measured.
 """
 

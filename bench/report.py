@@ -99,8 +99,9 @@ def memory_rows(r: dict[str, Any]) -> list[str]:
     rows = []
     for u in r["users"]:
         worker = (
-            f"; worker RSS {_n(u['worker_rss_mib'])} MiB = {_n(u['worker_rss_bytes_per_user'])} "
-            f"B/user over an idle worker's {_n(r['idle_worker']['rss_mib'])} MiB"
+            f"; a memory:// worker holding every record: RSS {_n(u['worker_rss_mib'])} MiB = "
+            f"{_n(u['worker_rss_bytes_per_user'])} B/user over an idle worker's "
+            f"{_n(r['idle_worker']['rss_mib'])} MiB"
             if u.get("worker_rss_mib")
             else ""
         )

@@ -58,7 +58,7 @@ class Database:
     """The SQLite file: a connection for writes (one writer at a time) and one for reads.
 
     In WAL mode a reader sees the last committed transaction while a write is under way, so
-    the worker's event loop reads states while a thread writes the last flush.
+    the worker's event loop reads states while the writer process writes the last flush.
     """
 
     def __init__(self, path: Path) -> None:
