@@ -56,6 +56,26 @@ def produce(settings: Settings, events: list[GeneratedEvent]) -> None:
         producer.flush()
 
 
+def distinct_valid(events: list[GeneratedEvent]) -> int:
+    """How many rows the archive takes for `events`: the valid ones, a duplicate once."""
+    return len({g.event["event_id"] for g in events if g.valid and g.event})
+
+
+def produce_archived(
+    settings: Settings,
+    conn: psycopg.Connection[Any],
+    unique: str,
+    events: list[GeneratedEvent],
+    what: str,
+    logs: Path,
+    timeout_s: float = 240,
+) -> None:
+    """Produce `events` and wait until the archive holds them (and whatever came before)."""
+    produce(settings, events)
+    want = distinct_valid(events)
+    wait_for(lambda: archived(conn, unique) >= want, timeout_s, what, logs)
+
+
 def archived(conn: psycopg.Connection[Any], prefix: str) -> int:
     with conn.cursor() as cur:
         cur.execute(
@@ -192,7 +212,7 @@ def verify_all(
 ) -> None:
     """Wait for the worker to finish, then compare archive, offline, online and DLQ."""
     want = expected_rows(events)
-    valid_unique = len({g.event["event_id"] for g in events if g.valid and g.event})
+    valid_unique = distinct_valid(events)
     wait_for(lambda: archived(conn, unique) == valid_unique, 300, "the archive", logs)
     wait_for(lambda: offline_rows(conn, unique) >= len(want), 60, "the snapshots", logs)
     check_offline(conn, unique, want)

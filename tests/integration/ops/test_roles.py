@@ -22,6 +22,7 @@ from stream.settings import Settings
 from tests.integration.helpers import (
     Worker,
     check_offline,
+    distinct_valid,
     expected_rows,
     offline_rows,
     produce,
@@ -179,7 +180,7 @@ def test_a_worker_runs_as_the_ingestor_role(
 
     owner = psycopg.connect(settings.postgres_conninfo(), options=f"-c search_path={schema}")
     try:
-        distinct = len({g.event["event_id"] for g in events if g.valid and g.event})
+        distinct = distinct_valid(events)
         wait_for(
             lambda: _count(owner, "raw_events", unique) == distinct, 180, "the archive", tmp_path
         )

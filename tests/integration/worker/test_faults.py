@@ -29,6 +29,7 @@ from tests.conftest import FAULT_REPORT, Stack
 from tests.integration.helpers import (
     Worker,
     archived,
+    distinct_valid,
     offline_rows,
     produce,
     traffic,
@@ -106,7 +107,7 @@ def test_a_server_restart_mid_stream_loses_and_doubles_nothing(
 ) -> None:
     events = traffic(unique, users=16, days=2)
     half = len(events) // 2
-    distinct = len({g.event["event_id"] for g in events if g.valid and g.event})
+    distinct = distinct_valid(events)
     worker = start_worker()
     produce(stream_settings, events[:half])
     conn = owner_conn()
@@ -154,7 +155,7 @@ def test_two_workers_one_killed_the_other_takes_over(
     quick = stream_settings.model_copy(update={"worker_session_timeout_s": 10.0})
     events = traffic(unique, users=16, days=2)
     half = len(events) // 2
-    distinct = len({g.event["event_id"] for g in events if g.valid and g.event})
+    distinct = distinct_valid(events)
     doomed = start_worker(quick)
     survivor = start_worker(quick)
     produce(quick, events[:half])

@@ -23,6 +23,7 @@ from tests.integration.helpers import (
     Worker,
     archived,
     check_offline,
+    distinct_valid,
     expected_rows,
     offline_rows,
     produce,
@@ -55,7 +56,7 @@ def test_worker_and_producer_run_over_sasl_ssl(
     want = expected_rows(events)
     start_worker(secure)
     produce(secure, events)
-    distinct = len({g.event["event_id"] for g in events if g.valid and g.event})
+    distinct = distinct_valid(events)
     wait_for(lambda: archived(pg_conn, unique) == distinct, 180, "the archive", tmp_path)
     wait_for(lambda: offline_rows(pg_conn, unique) == len(want), 180, "offline rows", tmp_path)
     check_offline(pg_conn, unique, want)

@@ -16,7 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream.core.events import event_seconds
 from stream.core.state import VIEW_OF
 from stream.settings import Settings
-from tests.integration.helpers import Worker, archived, produce, traffic, wait_for
+from tests.integration.helpers import (
+    Worker,
+    archived,
+    distinct_valid,
+    produce,
+    traffic,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +66,7 @@ def test_metrics_count_what_the_worker_did(
     start_worker(settings)
     wait_for(lambda: _answers(port), 120, "the metrics endpoint", tmp_path)
     produce(settings, events)
-    distinct = len({g.event["event_id"] for g in events if g.valid and g.event})
+    distinct = distinct_valid(events)
     wait_for(lambda: archived(pg_conn, unique) == distinct, 240, "the archive", tmp_path)
 
     deadline = time.monotonic() + 30

@@ -23,7 +23,14 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from stream.settings import Settings
-from tests.integration.helpers import Worker, archived, produce, traffic, verify_all, wait_for
+from tests.integration.helpers import (
+    Worker,
+    produce,
+    produce_archived,
+    traffic,
+    verify_all,
+    wait_for,
+)
 
 CHANGELOG = "{app}-user-state-changelog"
 
@@ -70,9 +77,7 @@ def test_a_stopped_worker_leaves_a_store_that_holds_the_whole_changelog(
     events = traffic(unique, users=16, days=3)
     half = len(events) // 2
     worker = start_worker()
-    produce(stream_settings, events[:half])
-    distinct = len({g.event["event_id"] for g in events[:half] if g.valid and g.event})
-    wait_for(lambda: archived(pg_conn, unique) >= distinct, 240, "the first half", tmp_path)
+    produce_archived(stream_settings, pg_conn, unique, events[:half], "the first half", tmp_path)
     stop(worker)
     # Every changelog record is in the store: a restart has no tail to read.
     ends = changelog_ends(stream_settings)
@@ -95,9 +100,7 @@ def test_a_worker_killed_in_its_recovery_and_a_lost_store_lose_nothing(
     events = traffic(unique, users=40, days=6)
     third = len(events) // 3
     worker = start_worker()
-    produce(stream_settings, events[:third])
-    distinct = len({g.event["event_id"] for g in events[:third] if g.valid and g.event})
-    wait_for(lambda: archived(pg_conn, unique) >= distinct, 240, "the first third", tmp_path)
+    produce_archived(stream_settings, pg_conn, unique, events[:third], "the first third", tmp_path)
     stop(worker)
     # The disk is lost: the next worker rebuilds its store from the changelog...
     shutil.rmtree(store_file(stream_settings).parent)
@@ -122,9 +125,7 @@ def test_a_duplicate_weeks_after_its_original_is_not_counted_again(
     events = traffic(unique, users=4, days=26)
     original = next(g for g in events if g.valid and g.event is not None)
     worker = start_worker()
-    produce(stream_settings, events)
-    distinct = len({g.event["event_id"] for g in events if g.valid and g.event})
-    wait_for(lambda: archived(pg_conn, unique) >= distinct, 240, "the stream", tmp_path)
+    produce_archived(stream_settings, pg_conn, unique, events, "the stream", tmp_path)
     stop(worker)  # its state now comes back from the store
     start_worker()
     # The first event again, after 25 days of newer events of its user: the archive's key would
@@ -171,9 +172,7 @@ def test_a_restarted_worker_gets_its_own_partitions_back_at_once(
     began = time.monotonic()
     start_worker()  # takes the slot the killed one freed, and its group instance id
     events = traffic(unique, users=8, days=1)
-    produce(stream_settings, events)
-    distinct = len({g.event["event_id"] for g in events if g.valid and g.event})
-    wait_for(lambda: archived(pg_conn, unique) >= distinct, 120, "the events", tmp_path)
+    produce_archived(stream_settings, pg_conn, unique, events, "the events", tmp_path, 120)
     # Well within the session timeout the dead process would otherwise have been waited out.
     assert time.monotonic() - began < stream_settings.worker_session_timeout_s
     assert members(stream_settings) == before
