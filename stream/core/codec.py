@@ -1,6 +1,6 @@
 """The binary form of a user state's records: what the changelog and the local store hold.
 
-A head value holds a state's clocks, a chunk value one day of its tiles. Both start with the
+A head value holds a state's clocks, a chunk value one week of its tiles. Both start with the
 format byte 0x02; the JSON forms of earlier versions start with `{` and are still read
 (stream/core/state.py), so a changelog written before keeps working. Invariant: `decode_*`
 of `encode_*` gives back exactly what was encoded (tests/unit/core/test_codec.py), so a
@@ -8,7 +8,7 @@ restored state computes the same bits as one that never stopped.
 
     head   0x02, varint(flags), then each clock the flags say is present, zigzag varints:
            newest_us, last_row_us, last_synced_us, partition; then zigzag(friend_delta)
-    chunk  0x02, then per tile, ascending: varint(the tile's hour in the day, 0-23),
+    chunk  0x02, then per tile, ascending: varint(the tile's hour in the week, 0-167),
            varint(entries), the entries, then one 6-byte id per event the tile counted
     entry  a code byte, slot << 3 | how the value is written (`_put_entry`), a literal key
            for slot 0 (a key SLOTS does not know: a new enum value, say), then the value:
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from stream.core.observe import ID_BITS
+from stream.core.observe import ID_BITS, ID_MASK
 from stream.core.tiles import (
     EVENTS,
     Partial,
@@ -38,7 +38,6 @@ from stream.core.tiles import (
 FORMAT: Final = 2
 _FORMAT_BYTE: Final = b"\x02"
 ID_BYTES: Final = ID_BITS // 8
-ID_MASK: Final = (1 << ID_BITS) - 1
 
 
 def _measure(name: str, squared: bool = False) -> tuple[str, ...]:
@@ -276,7 +275,7 @@ def decode_head(value: bytes) -> Head:
 
 
 def encode_tile(event_type: str, hour: int, partial: Partial, ids: tuple[int, ...]) -> bytes:
-    """One tile's part of a chunk: its hour in the day, its partial's entries, its ids.
+    """One tile's part of a chunk: its hour in the week, its partial's entries, its ids.
 
     A tile holds one id per event it counted, so the ids' number is its event count, which
     the entries carry: no count of their own.
@@ -313,19 +312,20 @@ def encode_chunk(fragments: list[bytes]) -> bytes:
     return _FORMAT_BYTE + b"".join(fragments)
 
 
-Decoded = list[tuple[int, Partial, tuple[int, ...]]]
 # A chunk's tiles as restore keeps them: (tile index, partial, ids, fragment); an old tile is
 # kept as its fragment alone (partial None), decoded again only where it is needed.
 Split = list[tuple[int, Partial | None, tuple[int, ...], bytes | None]]
 
 
 def _read_tile(
-    reader: _Reader, event_type: str, build: bool
+    reader: _Reader, event_type: str, build_from: int = 0
 ) -> tuple[int, Partial | None, tuple[int, ...]]:
-    """(hour, partial, ids) of the tile at the reader; without `build`, (hour, None, ())
-    and the reader past it (the entries are parsed only for the tile's event count)."""
+    """(hour, partial, ids) of the tile at the reader; for an hour before `build_from`,
+    (hour, None, ()) and the reader past it (the entries are parsed only for the tile's event
+    count)."""
     keys = SLOTS[event_type]
     hour = reader.varint()
+    build = hour >= build_from
     partial: Partial = {}
     events = 0
     for _ in range(reader.varint()):
@@ -350,20 +350,9 @@ def _read_tile(
 
 def decode_tile(event_type: str, fragment: bytes) -> tuple[Partial, tuple[int, ...]]:
     """The partial and the ids of one tile's fragment (`encode_tile`)."""
-    _, partial, ids = _read_tile(_Reader(fragment, 0), event_type, True)
+    _, partial, ids = _read_tile(_Reader(fragment, 0), event_type)
     assert partial is not None
     return partial, ids
-
-
-def decode_chunk(event_type: str, day_first_tile: int, value: bytes) -> Decoded:
-    """[(tile index, partial, ids)] of a chunk value, ascending."""
-    reader = _Reader(value, 1)
-    tiles: Decoded = []
-    while not reader.done():
-        hour, partial, ids = _read_tile(reader, event_type, True)
-        assert partial is not None
-        tiles.append((day_first_tile + hour, partial, ids))
-    return tiles
 
 
 def split_chunk(event_type: str, first_tile: int, value: bytes, decode_from: int) -> Split:
@@ -373,9 +362,7 @@ def split_chunk(event_type: str, first_tile: int, value: bytes, decode_from: int
     tiles: Split = []
     while not reader.done():
         start = reader.pos
-        hour = _Reader(value, start).varint()
-        build = first_tile + hour >= decode_from
-        _, partial, ids = _read_tile(reader, event_type, build)
-        fragment = None if build else value[start : reader.pos]
+        hour, partial, ids = _read_tile(reader, event_type, decode_from - first_tile)
+        fragment = None if partial is not None else value[start : reader.pos]
         tiles.append((first_tile + hour, partial, ids, fragment))
     return tiles

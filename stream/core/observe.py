@@ -82,7 +82,7 @@ class Observation:
 
 # The bits of an event id the states keep to skip a duplicate (`id_hash`).
 ID_BITS: Final = 48
-_ID_MASK: Final = (1 << ID_BITS) - 1
+ID_MASK: Final = (1 << ID_BITS) - 1
 
 
 def id_hash(event_id: str) -> int:
@@ -94,33 +94,29 @@ def id_hash(event_id: str) -> int:
     1M-user app's 50M events a day would wrongly skip one event in about 15,000 years
     (docs/decisions/0021-compact-state.md). An id of another form is hashed with BLAKE2b.
     """
-    if len(event_id) == 36:
-        digits = event_id.replace("-", "")
-        if (
-            len(digits) == 32
-            and digits.isascii()
-            and digits.isalnum()
-            and "x" not in digits
-            and "X" not in digits
-        ):
-            # The 128-bit integer folded from three pieces that each fit a machine word, the
-            # same value without building it: bits 96-127, 48-95 and 0-47. `int` takes signs,
-            # blanks, underscores and "0x" in a piece but not inside the whole: excluded above.
-            try:
-                top = int(digits[0:8], 16)
-                middle = int(digits[8:20], 16)
-                low = int(digits[20:32], 16)
-            except ValueError:
-                top = -1  # not hexadecimal: the whole is not either
-            if top >= 0:
-                return (top ^ middle ^ low) & _ID_MASK
+    digits = event_id.replace("-", "") if len(event_id) == 36 else ""
+    if (
+        len(digits) == 32
+        and digits.isascii()
+        and digits.isalnum()
+        and "x" not in digits
+        and "X" not in digits
+    ):
+        # The 128-bit integer folded from three pieces that each fit a machine word, the same
+        # value without building it: bits 96-127, 48-95 and 0-47. `int` takes signs, blanks,
+        # underscores and "0x" in a piece but not inside the whole: excluded above.
+        try:
+            top, middle, low = int(digits[:8], 16), int(digits[8:20], 16), int(digits[20:], 16)
+            return (top ^ middle ^ low) & ID_MASK
+        except ValueError:
+            pass  # a letter past "f": not hexadecimal, as a whole either
     try:
-        whole = int(event_id.replace("-", ""), 16) if len(event_id) == 36 else -1
+        whole = int(digits, 16) if digits else -1
     except ValueError:
         whole = -1
     if whole < 0:
         return int.from_bytes(blake2b(event_id.encode(), digest_size=6).digest(), "little")
-    return ((whole >> 96) ^ (whole >> 48) ^ whole) & _ID_MASK
+    return ((whole >> 96) ^ (whole >> 48) ^ whole) & ID_MASK
 
 
 def parse_time(text: str) -> datetime:

@@ -173,10 +173,8 @@ class UserState:
     def chunk(self, chunk: int) -> bytes:
         tiles = self.tiles
         first = chunk * CHUNK_TILES
-        fragments = []
-        for index in self._between(first, first + CHUNK_TILES - 1):
-            fragments.append(self._fragment(index, tiles[index]))
-        return encode_chunk(fragments)
+        held = self._between(first, first + CHUNK_TILES - 1)
+        return encode_chunk([self._fragment(i, tiles[i]) for i in held])
 
     @classmethod
     def restore(
@@ -403,7 +401,7 @@ class UserState:
         if encoded is None:
             partial = tile.partial
             assert partial is not None  # only a frozen tile has no partial, and it is encoded
-            hour = index - index // CHUNK_TILES * CHUNK_TILES
+            hour = index % CHUNK_TILES  # in the week
             encoded = tile.encoded = encode_tile(self.event_type, hour, partial, tile.ids)
         return encoded
 

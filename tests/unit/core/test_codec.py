@@ -6,12 +6,13 @@ import pytest
 
 from stream.core.codec import (
     SLOTS,
-    decode_chunk,
     decode_head,
+    decode_tile,
     encode_chunk,
     encode_head,
     encode_tile,
     is_binary,
+    split_chunk,
 )
 from stream.core.tiles import EVENTS, Partial, category_key, nn_key, square_key, sum_key
 
@@ -56,12 +57,17 @@ def test_a_head_round_trips(
 def test_a_chunk_round_trips(event_type: str, partial: Partial) -> None:
     # One id per event the tile counted, 48 bits each.
     ids = (0, 2**48 - 1, 1_234_567_890_123)[: partial[EVENTS]]
-    tiles = [(7, partial, ids), (9, partial, ids)]
+    tiles = [(7, partial, ids), (150, partial, ids)]  # hours of the week
     value = encode_chunk([encode_tile(event_type, hour, p, i) for hour, p, i in tiles])
     assert is_binary(value)
-    day = 20_000 * 24
-    decoded = decode_chunk(event_type, day, value)
-    assert decoded == [(day + hour, p, i) for hour, p, i in tiles]
+    week = 2_900 * 168
+    decoded = split_chunk(event_type, week, value, week)
+    assert decoded == [(week + hour, p, i, None) for hour, p, i in tiles]
+    # Tiles before `decode_from` come back as their fragments, which decode to the same.
+    older, newer = split_chunk(event_type, week, value, week + 8)
+    assert older[:3] == (week + 7, None, ()) and older[3] is not None
+    assert decode_tile(event_type, older[3]) == (partial, ids)
+    assert newer == (week + 150, partial, ids, None)
 
 
 def test_one_activity_event_takes_about_twenty_bytes() -> None:
