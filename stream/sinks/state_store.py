@@ -135,15 +135,15 @@ class Database:
         ).fetchone()
         return None if row is None else bytes(row[0])
 
-    def heads(self, after: bytes, limit: int) -> list[tuple[bytes, int]]:
-        """Up to `limit` (state, partition) of heads past `after`, in key order: a page at a
-        time, so no read transaction stays open for the whole walk."""
+    def heads(self, after: bytes, limit: int) -> list[tuple[bytes, int, bytes]]:
+        """Up to `limit` (state, partition, head) past `after`, in key order: a page at a time,
+        so no read transaction stays open for the whole walk."""
         rows = self._reader.execute(
-            "SELECT state, partition FROM records WHERE state > ? AND chunk = ? "
+            "SELECT state, partition, value FROM records WHERE state > ? AND chunk = ? "
             "ORDER BY state LIMIT ?",
             (after, HEAD, limit),
         ).fetchall()
-        return [(bytes(state), partition) for state, partition in rows]
+        return [(bytes(state), partition, bytes(head)) for state, partition, head in rows]
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         for state, chunk, value in self._reader.execute("SELECT state, chunk, value FROM records"):

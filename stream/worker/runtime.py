@@ -36,7 +36,7 @@ from stream.worker import faust_adapter
 from stream.worker.batches import Acks
 from stream.worker.changelog import ChangelogProducer
 from stream.worker.metrics import Metrics
-from stream.worker.store import StateRecords, state_records
+from stream.worker.store import Loaded, StateRecords, state_records
 from stream.worker.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
@@ -122,12 +122,9 @@ class Runtime:
         states = self.states
         state = states.get(key)
         if state is None:
-            found = self.records.load(head_key(user_id, event_type))
-            if found is None:
-                state = UserState(user_id, event_type)  # type: ignore[arg-type]
-            else:
-                state = UserState.restore(user_id, event_type, *found)  # type: ignore[arg-type]
-            states[key] = state
+            state = states[key] = _state(
+                user_id, event_type, self.records.load(head_key(user_id, event_type))
+            )
         else:
             states.move_to_end(key)
         return state
@@ -156,12 +153,7 @@ class Runtime:
             return
         found = self.records.load_many(list(wanted))
         for head, (user_id, event_type) in wanted.items():
-            loaded = found.get(head)
-            if loaded is None:
-                state = UserState(user_id, event_type)  # type: ignore[arg-type]
-            else:
-                state = UserState.restore(user_id, event_type, *loaded)  # type: ignore[arg-type]
-            states[(user_id, event_type)] = state
+            states[(user_id, event_type)] = _state(user_id, event_type, found.get(head))
 
     def evict(self) -> int:
         """Drop the least recently used states past worker_state_cache from memory.
@@ -456,14 +448,13 @@ class Runtime:
                 break
             after = page[-1][0]
             result = BatchResult()
-            for key, partition in page:
+            for key, partition, head in page:
                 if partition is not None and partition not in owned:
                     continue
                 event_type, _, user_id = key.decode().partition("|")
                 state = self.states.get((user_id, event_type))
                 if state is None:
-                    head = self.records.head(key)
-                    if head is None or not _may_change(event_type, head, now_us):
+                    if not _may_change(event_type, head, now_us):
                         continue
                     state = self.load_state(user_id, event_type)
                 if state.partition in owned and state.changes_by(now_us):
@@ -477,6 +468,13 @@ class Runtime:
         if written:
             logger.info("sweep wrote %d rows", written)
         return written
+
+
+def _state(user_id: str, event_type: str, found: Loaded | None) -> UserState:
+    """A state as the store holds it (`StateRecords.load`), or a new one if it holds none."""
+    if found is None:
+        return UserState(user_id, event_type)  # type: ignore[arg-type]
+    return UserState.restore(user_id, event_type, *found)  # type: ignore[arg-type]
 
 
 def _may_change(event_type: str, head: bytes, now_us: int) -> bool:

@@ -33,6 +33,9 @@ __all__ = ["DiskRecords", "MemoryRecords", "StateRecords", "Store", "state_recor
 
 logger = logging.getLogger(__name__)
 
+# A stored state: its head, and a reader of its chunks by key (None when absent).
+Loaded = tuple[bytes, Callable[[bytes], bytes | None]]
+
 
 class Store(SerializedStore[bytes, bytes]):
     """Faust's store interface over the slot's `Database`; the writer process writes the
@@ -51,14 +54,9 @@ class Store(SerializedStore[bytes, bytes]):
 
     # --- what the worker calls -----------------------------------------------------------------
 
-    def load(self, head_key: bytes) -> tuple[bytes, Callable[[bytes], bytes | None]] | None:
+    def load(self, head_key: bytes) -> Loaded | None:
         """A state's head and a reader of its chunks, from one range read; None if absent."""
-        rows = self.db.state(head_key)
-        head = rows.pop(HEAD, None)
-        if head is None:
-            return None
-        by_key = {join_key(head_key, chunk): bytes(value) for chunk, value in rows.items()}
-        return bytes(head), by_key.get
+        return _loaded(head_key, self.db.state(head_key))
 
     # --- Faust's store interface ----------------------------------------------------------------
 
@@ -139,6 +137,15 @@ class Store(SerializedStore[bytes, bytes]):
         self.db.close()
 
 
+def _loaded(state: bytes, rows: dict[int, bytes]) -> Loaded | None:
+    """A state from its rows (chunk -> value, the head at HEAD); None without a head."""
+    head = rows.pop(HEAD, None)
+    if head is None:
+        return None
+    chunks = {join_key(state, chunk): value for chunk, value in rows.items()}
+    return head, chunks.get
+
+
 def state_directory(app: Any) -> Path:
     """Where this worker slot keeps its store (set by stream/worker/app.py)."""
     directory: Path = app.aurora_state_dir
@@ -148,16 +155,11 @@ def state_directory(app: Any) -> Path:
 class StateRecords(Protocol):
     """What the runtime needs of the table's store, whichever it is."""
 
-    def load(self, head_key: bytes) -> tuple[bytes, Callable[[bytes], bytes | None]] | None:
+    def load(self, head_key: bytes) -> Loaded | None:
         """A state's head and a reader of its chunks; None when the state is not there."""
 
-    def load_many(
-        self, head_keys: list[bytes]
-    ) -> dict[bytes, tuple[bytes, Callable[[bytes], bytes | None]]]:
+    def load_many(self, head_keys: list[bytes]) -> dict[bytes, Loaded]:
         """`load` of many states at once, those that are there."""
-
-    def head(self, head_key: bytes) -> bytes | None:
-        """A state's head alone (the sweep decides from it whether to decode the state)."""
 
     def job(
         self, topic: str, changes: Changes, last: Mapping[int, int]
@@ -165,8 +167,9 @@ class StateRecords(Protocol):
         """A flush's records, which the changelog holds up to `last[partition]`: written now
         (None), or a function and its payload for the writer process to write them with."""
 
-    def heads(self, after: bytes, limit: int) -> list[tuple[bytes, int | None]]:
-        """Up to `limit` (head key, partition or None) past `after`, in key order."""
+    def heads(self, after: bytes, limit: int) -> list[tuple[bytes, int | None, bytes]]:
+        """Up to `limit` (head key, partition or None, head) past `after`, in key order: the
+        sweep decides from a head whether to decode its state."""
 
 
 class DiskRecords:
@@ -175,22 +178,12 @@ class DiskRecords:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def load(self, head_key: bytes) -> tuple[bytes, Callable[[bytes], bytes | None]] | None:
+    def load(self, head_key: bytes) -> Loaded | None:
         return self.store.load(head_key)
 
-    def load_many(
-        self, head_keys: list[bytes]
-    ) -> dict[bytes, tuple[bytes, Callable[[bytes], bytes | None]]]:
-        found: dict[bytes, tuple[bytes, Callable[[bytes], bytes | None]]] = {}
-        for state, rows in self.store.db.states(head_keys).items():
-            head = rows.pop(HEAD, None)
-            if head is not None:
-                chunks = {join_key(state, chunk): value for chunk, value in rows.items()}
-                found[state] = (head, chunks.get)
-        return found
-
-    def head(self, head_key: bytes) -> bytes | None:
-        return self.store.db.get(head_key, HEAD)
+    def load_many(self, head_keys: list[bytes]) -> dict[bytes, Loaded]:
+        rows = self.store.db.states(head_keys).items()
+        return {state: found for state, chunks in rows if (found := _loaded(state, chunks))}
 
     def job(
         self, topic: str, changes: Changes, last: Mapping[int, int]
@@ -199,8 +192,10 @@ class DiskRecords:
         # take the event loop's GIL (a sixth of the main process in a profile).
         return write_flush, pack_flush(self.store.db.path, topic, changes, last)
 
-    def heads(self, after: bytes, limit: int) -> list[tuple[bytes, int | None]]:
-        return [(state, partition) for state, partition in self.store.db.heads(after, limit)]
+    def heads(self, after: bytes, limit: int) -> list[tuple[bytes, int | None, bytes]]:
+        return [
+            (state, partition, head) for state, partition, head in self.store.db.heads(after, limit)
+        ]
 
 
 class MemoryRecords:
@@ -210,18 +205,12 @@ class MemoryRecords:
         self.data = data
         self._heads: list[bytes] = []
 
-    def load(self, head_key: bytes) -> tuple[bytes, Callable[[bytes], bytes | None]] | None:
+    def load(self, head_key: bytes) -> Loaded | None:
         head = self.data.get(head_key)
         return None if head is None else (head, self.data.get)
 
-    def load_many(
-        self, head_keys: list[bytes]
-    ) -> dict[bytes, tuple[bytes, Callable[[bytes], bytes | None]]]:
+    def load_many(self, head_keys: list[bytes]) -> dict[bytes, Loaded]:
         return {key: found for key in head_keys if (found := self.load(key)) is not None}
-
-    def head(self, head_key: bytes) -> bytes | None:
-        head: bytes | None = self.data.get(head_key)
-        return head
 
     def job(
         self, topic: str, changes: Changes, last: Mapping[int, int]
@@ -235,11 +224,13 @@ class MemoryRecords:
                     del data[key]
         return None
 
-    def heads(self, after: bytes, limit: int) -> list[tuple[bytes, int | None]]:
+    def heads(self, after: bytes, limit: int) -> list[tuple[bytes, int | None, bytes]]:
         if not after:  # a new walk: the heads as they are now, sorted once for all its pages
             self._heads = sorted(k for k in map(bytes, self.data) if split_key(k)[1] == HEAD)
         start = bisect_right(self._heads, after)
-        return [(key, None) for key in self._heads[start : start + limit]]
+        page = ((key, self.data.get(key)) for key in self._heads[start : start + limit])
+        # A head gone since the walk began (its partition revoked) is left out.
+        return [(key, None, head) for key, head in page if head is not None]
 
 
 def state_records(data: Any) -> StateRecords:

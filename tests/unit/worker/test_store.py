@@ -43,8 +43,8 @@ def test_a_flush_and_its_offsets_in_one_transaction(tmp_path: Path) -> None:
     db.write([(b"activity|u1", HEAD, 0, b"h1'")], [(b"activity|u1", 5)], {(TOPIC, 0): 40})
     assert db.state(b"activity|u1") == {HEAD: b"h1'"}
     assert db.offset(TOPIC, 0) == 41  # an offset never goes back
-    assert db.heads(b"", 10) == [(b"activity|u1", 0), (b"sleep|u2", 1)]
-    assert db.heads(b"activity|u1", 10) == [(b"sleep|u2", 1)]
+    assert db.heads(b"", 10) == [(b"activity|u1", 0, b"h1'"), (b"sleep|u2", 1, b"h2")]
+    assert db.heads(b"activity|u1", 10) == [(b"sleep|u2", 1, b"h2")]
     db.close()
 
 
@@ -67,14 +67,14 @@ def test_a_failed_write_leaves_rows_and_offsets_as_they_were(tmp_path: Path) -> 
 
 def test_memory_heads_come_a_page_at_a_time_in_key_order() -> None:
     data = {
-        b"sleep|u2": b"h",
-        b"activity|u1": b"h",
+        b"sleep|u2": b"h2",
+        b"activity|u1": b"h1",
         b"activity#2918|u1": b"c",
         b"activity@20431|u1": b"d",
-        b"sync|u3": b"h",
+        b"sync|u3": b"h3",
     }
     records = MemoryRecords(data)
     first = records.heads(b"", 2)
-    assert first == [(b"activity|u1", None), (b"sleep|u2", None)]
-    assert records.heads(first[-1][0], 2) == [(b"sync|u3", None)]
+    assert first == [(b"activity|u1", None, b"h1"), (b"sleep|u2", None, b"h2")]
+    assert records.heads(first[-1][0], 2) == [(b"sync|u3", None, b"h3")]
     assert records.heads(b"sync|u3", 2) == []
