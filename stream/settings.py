@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     # the others only after worker_session_timeout_s.
     worker_static_membership: bool = True
     # User states decoded in memory at most, least recently used dropped first; the store
-    # holds them all. A state is about 2-10 KB decoded (bench_memory).
+    # holds them all. At 30 days of history a state takes about 26 KB of RSS (the soak), so
+    # the default bounds a worker's states at about 5 GB (docs/decisions/0021-compact-state.md).
     worker_state_cache: int = Field(default=200_000, ge=1)
     # A fetch, and so a batch, holds this many events at most. A batch is written as soon as the
     # writer is free; the batches taken while it writes are written together next. Each fetch

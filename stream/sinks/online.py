@@ -81,10 +81,8 @@ class OnlineSink:
                 direct, mine = self.direct_writer(fv), quick.writers.get(fv.name)
                 if direct is None or mine is None or self.views.precomputes(fv):
                     return False
-                if not direct.layout.same_as(mine.layout) or (direct.ttl_s, direct.dedup) != (
-                    mine.ttl_s,
-                    mine.dedup,
-                ):
+                same_guard = (direct.ttl_s, direct.dedup) == (mine.ttl_s, mine.dedup)
+                if not (same_guard and direct.layout.same_as(mine.layout)):
                     return False
         return True
 

@@ -177,12 +177,8 @@ class RedisRows:
         """Whether both write the same bytes to the same keys."""
         mine = [(f, h) for f, h, _ in self.fields]
         theirs = [(f, h) for f, h, _ in other.fields]
-        return (self.ts_key, mine, self.prefix, self.project) == (
-            other.ts_key,
-            theirs,
-            other.prefix,
-            other.project,
-        )
+        ours = (self.ts_key, self.prefix, self.project)
+        return ours == (other.ts_key, other.prefix, other.project) and mine == theirs
 
     def key(self, user_id: str) -> bytes:
         uid = user_id.encode()
@@ -268,17 +264,15 @@ class RedisOnlineSink:
 
         from stream.catalog import VIEWS
 
+        # One client (a connection pool) for every view, as Feast's store keeps one.
+        self.client = redis.Redis.from_url(settings.redis_url.get_secret_value())
         self.writers = {
-            v.name: RedisWriter(
-                RedisRows.from_catalog(settings.feast_project, v.name),
-                redis.Redis.from_url(settings.redis_url.get_secret_value()),
-            )
+            v.name: RedisWriter(RedisRows.from_catalog(settings.feast_project, v.name), self.client)
             for v in VIEWS
         }
 
     def setup(self) -> None:
-        for writer in self.writers.values():
-            writer.client.ping()
+        self.client.ping()
 
     def write(self, flush: Flush) -> None:
         if not flush.online:
@@ -287,8 +281,7 @@ class RedisOnlineSink:
             self.writers[view_name](rows)
 
     def close(self) -> None:
-        for writer in self.writers.values():
-            writer.client.close()
+        self.client.close()
 
 
 def plain_redis(repo: Path) -> bool:

@@ -65,6 +65,8 @@ def start(settings: Settings, sinks: Sequence[str] = SINKS) -> ProcessPoolExecut
 
 
 def _warm_up() -> None:
+    """Open the sinks ahead of the first flush. Returns nothing: the open sinks stay in this
+    process (a submitted `_open` would send them back, and they do not pickle)."""
     _open()
 
 
