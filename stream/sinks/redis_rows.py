@@ -286,7 +286,8 @@ class RedisOnlineSink:
 
 def plain_redis(repo: Path) -> bool:
     """Whether the repository's online store is Redis as Feast lays it out by default: one
-    node, no TTL, the older-row guard on, entity keys in version 3, no view versioning."""
+    node, no TTL, the older-row guard on, entity keys in version 3, no view versioning, and
+    reached through the settings' Redis (`AURORA_REDIS_URL`), as the sink without Feast is."""
     import yaml
 
     config = yaml.safe_load((repo / "feature_store.yaml").read_text())
@@ -296,6 +297,7 @@ def plain_redis(repo: Path) -> bool:
         isinstance(online, dict)
         and online.get("type") == "redis"
         and online.get("redis_type", "redis") == "redis"
+        and online.get("connection_string") == "${AURORA_REDIS_CONNECTION_STRING}"
         and not online.get("key_ttl_seconds")
         and not online.get("skip_dedup")
         and config.get("entity_key_serialization_version") == 3

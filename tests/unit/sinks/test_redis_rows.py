@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from stream.sinks.redis_rows import (
     double_value,
     field_hash,
     int64_value,
+    plain_redis,
     string_value,
     timestamp,
     timestamp_nanos,
@@ -89,3 +91,18 @@ def test_entity_keys_are_written_with_feasts_string_type() -> None:
     from stream.sinks import redis_rows
 
     assert redis_rows._KEY_STRING == ValueType.STRING
+
+
+def test_only_the_repositorys_own_redis_is_written_without_feast(tmp_path: Path) -> None:
+    ours = (Path(__file__).parents[3] / "feature_repo" / "feature_store.yaml").read_text()
+    assert plain_redis(Path(__file__).parents[3] / "feature_repo")
+    for changed in (
+        # Another Redis than the settings' one: the sink without Feast would write elsewhere.
+        ours.replace('"${AURORA_REDIS_CONNECTION_STRING}"', '"redis.internal:6379"'),
+        ours.replace("type: redis", "type: redis\n  redis_type: redis_cluster"),
+        ours.replace("type: redis", "type: redis\n  key_ttl_seconds: 600"),
+        ours.replace("entity_key_serialization_version: 3", "entity_key_serialization_version: 2"),
+    ):
+        assert changed != ours
+        (tmp_path / "feature_store.yaml").write_text(changed)
+        assert not plain_redis(tmp_path)
