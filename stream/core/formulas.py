@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from stream.catalog import (
@@ -32,7 +32,6 @@ from stream.core.observe import SCALE
 from stream.core.tiles import (
     EVENTS,
     Partial,
-    Tile,
     category_key,
     category_keys,
     first_tile,
@@ -62,22 +61,19 @@ class Snapshot:
         "order",
         "row_tile",
         "row_us",
-        "tiles",
         "windows",
     )
 
     def __init__(
         self,
         windows: Sequence[Partial],  # indexed like WINDOWS
-        tiles: Mapping[int, Tile],
-        order: Sequence[int],  # the tiles' indices, ascending
+        order: Sequence[int],  # the indices of the tiles the state holds, ascending
         row_tile: int,
         row_us: int,
         friend_delta: int,
         last_synced_us: int | None,
     ) -> None:
         self.windows = windows
-        self.tiles = tiles
         self.order = order
         self.row_tile = row_tile
         self.row_us = row_us

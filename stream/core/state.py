@@ -23,6 +23,7 @@ in one Kafka record batch, so a state is restored as of one flush, never part ol
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,9 +72,9 @@ FORMULAS: Final[dict[str, tuple[tuple[str, Formula], ...]]] = {
 CHUNK_TILES: Final = 168
 LEGACY_DAY_TILES: Final = 24
 TILES_PER_DAY: Final = 24
-# Tiles this near the newest keep their partials decoded; older ones are frozen (Tile): the
-# 24-hour window slides over decoded tiles, the 7- and 30-day windows decode the one tile that
-# leaves them.
+# Tiles this near the newest keep their partials decoded; older ones are frozen (`Frozen`):
+# the 24-hour window slides over decoded tiles, the 7- and 30-day windows decode the one tile
+# that leaves them.
 HOT_TILES: Final = 26
 
 
@@ -91,6 +92,75 @@ def legacy_day_key(user_id: str, event_type: str, day: int) -> bytes:
     return f"{event_type}@{day}|{user_id}".encode()
 
 
+def _no_tiles() -> array[int]:
+    return array("q")
+
+
+class Frozen:
+    """A state's tiles older than a day: their chunk fragments (stream/core/codec.py
+    `encode_tile`) side by side in one bytes object, ascending by tile index.
+
+    Invariant: `indices[k]` is the k-th frozen tile and `ends[k]` the end of its fragment in
+    `blob` (it starts where the one before ends). A Tile, its partial dict and its place in a
+    dict of tiles cost ~200 bytes an hour of history; here a tile costs its fragment (~25
+    bytes) and 12 bytes of index (docs/decisions/0021-compact-state.md).
+    """
+
+    __slots__ = ("blob", "ends", "indices")
+
+    def __init__(self) -> None:
+        self.blob = b""
+        self.indices: array[int] = array("q")
+        self.ends: array[int] = array("I")
+
+    def find(self, index: int) -> int:
+        """The position of tile `index`, or -1 when it is not frozen."""
+        indices = self.indices
+        position = bisect_left(indices, index)
+        if position < len(indices) and indices[position] == index:
+            return position
+        return -1
+
+    def start(self, position: int) -> int:
+        return self.ends[position - 1] if position else 0
+
+    def fragment(self, position: int) -> bytes:
+        return self.blob[self.start(position) : self.ends[position]]
+
+    def put(self, index: int, fragment: bytes) -> None:
+        """Freeze tile `index` as `fragment`, in its place, over its old fragment if any."""
+        indices, ends = self.indices, self.ends
+        size = len(fragment)
+        if not indices or index > indices[-1]:
+            self.blob += fragment
+            indices.append(index)
+            ends.append(len(self.blob))
+            return
+        position = bisect_left(indices, index)
+        start = self.start(position)
+        if indices[position] == index:
+            end = ends[position]
+            shift = size - (end - start)
+            self.blob = self.blob[:start] + fragment + self.blob[end:]
+        else:
+            shift = size
+            self.blob = self.blob[:start] + fragment + self.blob[start:]
+            indices.insert(position, index)
+            ends.insert(position, start)
+        for k in range(position, len(ends)):
+            ends[k] += shift
+
+    def drop_below(self, first: int) -> None:
+        """Forget the tiles before `first` (they left the 30-day window)."""
+        gone = bisect_left(self.indices, first)
+        if not gone:
+            return
+        cut = self.ends[gone - 1]
+        self.blob = self.blob[cut:]
+        del self.indices[:gone]
+        self.ends = array("I", [end - cut for end in self.ends[gone:]])
+
+
 class Outcome(Enum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
@@ -103,7 +173,9 @@ class UserState:
 
     user_id: str
     event_type: EventType
+    # The tiles of the last day (and those a late event thawed), decoded; older ones are frozen.
     tiles: dict[int, Tile] = field(default_factory=dict)
+    frozen: Frozen | None = None
     newest_us: int | None = None
     last_row_us: int | None = None
     friend_delta: int = 0
@@ -114,8 +186,9 @@ class UserState:
     aligned_tile: int | None = None
     # The Kafka partition this user's events arrive on: where its changelog record goes.
     partition: int | None = None
-    # The tiles' indices, ascending: windows slide and tiles are evicted by bisection.
-    order: list[int] = field(default_factory=list)
+    # Every tile's index, hot or frozen, ascending: windows slide and tiles are evicted by
+    # bisection. An array: 8 bytes a tile, where a list of ints costs 40.
+    order: array[int] = field(default_factory=_no_tiles)
     # Chunks whose tiles changed, and chunks that left the window, since the last `changes()`;
     # None while there are none (most states are idle, and an empty set is 216 bytes).
     changed: set[int] | None = None
@@ -132,8 +205,8 @@ class UserState:
     # Days of the JSON forms' day records this state was read from: removed with its next
     # changes, once its chunks are written in the binary form.
     legacy_days: list[int] | None = None
-    # Tiles below this index are frozen, but for those a late event thawed since the last
-    # `changes()`, which freezes them again.
+    # Tiles below this index are frozen, but for those a late event thawed or made since the
+    # last `changes()`, which freezes them (again).
     frozen_below: int | None = None
     thawed: list[int] | None = None
 
@@ -171,10 +244,32 @@ class UserState:
         )
 
     def chunk(self, chunk: int) -> bytes:
-        tiles = self.tiles
+        tiles, frozen = self.tiles, self.frozen
         first = chunk * CHUNK_TILES
-        held = self._between(first, first + CHUNK_TILES - 1)
-        return encode_chunk([self._fragment(i, tiles[i]) for i in held])
+        fragments: list[bytes] = []
+        # The frozen tiles' fragments are sliced from the blob a run at a time, not one by one.
+        position = run = start = end = 0
+        if frozen is not None:
+            position = run = bisect_left(frozen.indices, first)
+        for index in self._between(first, first + CHUNK_TILES - 1):
+            tile = tiles.get(index)
+            if tile is None:
+                assert frozen is not None  # held, and not decoded: frozen
+                if position == run:
+                    start = frozen.start(position)
+                end = frozen.ends[position]
+                position += 1
+                continue
+            if frozen is not None:
+                if position > run:
+                    fragments.append(frozen.blob[start:end])
+                if position < len(frozen.indices) and frozen.indices[position] == index:
+                    position += 1  # thawed: its frozen fragment is out of date
+                run = position
+            fragments.append(self._fragment(index, tile))
+        if frozen is not None and position > run:
+            fragments.append(frozen.blob[start:end])
+        return encode_chunk(fragments)
 
     @classmethod
     def restore(
@@ -191,6 +286,7 @@ class UserState:
         """
         state = cls(user_id, event_type)
         tiles: dict[int, Tile] = {}
+        frozen = Frozen()
         from_json = not is_binary(head)
         if from_json:
             data = orjson.loads(head)
@@ -229,17 +325,27 @@ class UserState:
                     ]
                 for index, partial, ids, fragment in found:
                     # A chunk the window left only partly still holds its evicted tiles.
-                    if index >= first:
-                        tiles[index] = Tile(partial, ids, fragment)
+                    if index < first:
+                        continue
+                    if partial is None:
+                        assert fragment is not None  # split_chunk slices what it leaves encoded
+                        frozen.put(index, fragment)
+                    else:
+                        tiles[index] = Tile(partial, ids)
             state.frozen_below = hot_from
             if from_json:
                 state.legacy_days = read
             elif read and read[0] == oldest:
                 state.partly_out = oldest
         state.tiles = tiles
-        state.order = sorted(tiles)
+        state.order = array("q", sorted([*tiles, *frozen.indices]))
+        if frozen.indices:
+            state.frozen = frozen
         if from_json:
             state.changed = {i // CHUNK_TILES for i in tiles}
+            if state.frozen_below is not None:
+                # Decoded whole from JSON: the old ones are frozen with the first changes().
+                state.thawed = [i for i in state.order if i < state.frozen_below]
         return state
 
     def apply(self, obs: Observation) -> tuple[Outcome, Row | None]:
@@ -250,26 +356,30 @@ class UserState:
             return Outcome.TOO_LATE, None
         tile = self.tiles.get(tile_index)
         if tile is None:
-            tile = self.tiles[tile_index] = Tile()
-            order = self.order
-            if not order or tile_index > order[-1]:
-                order.append(tile_index)
+            frozen = self.frozen
+            position = -1 if frozen is None else frozen.find(tile_index)
+            if position >= 0:
+                assert frozen is not None
+                tile = self._thaw(tile_index, frozen.fragment(position))
             else:
-                insort(order, tile_index)
-        else:
-            if tile.partial is None:
-                self._thaw(tile_index, tile)
-            if obs.id_hash in tile.ids:
-                return Outcome.DUPLICATE, None
+                tile = self.tiles[tile_index] = Tile()
+                order = self.order
+                if not order or tile_index > order[-1]:
+                    order.append(tile_index)
+                else:
+                    insort(order, tile_index)
+                    below = self.frozen_below
+                    if below is not None and tile_index < below:
+                        self._thawed(tile_index)  # a late event's new tile: frozen later
+        if obs.id_hash in tile.ids:
+            return Outcome.DUPLICATE, None
         row_us = self._next_row_time(obs.ts_us)
         row_tile = row_us // TILE_US
         # Move the windows to the new row tile before the event joins its tile: the tiles that
         # leave are subtracted as the windows hold them, and eviction comes after that.
         self._align(row_tile)
         deltas = obs.deltas
-        partial = tile.partial
-        assert partial is not None  # made or thawed above
-        add(partial, deltas)
+        add(tile.partial, deltas)
         tile.ids = (*tile.ids, obs.id_hash)
         tile.encoded = None
         changed = self.changed
@@ -324,9 +434,11 @@ class UserState:
         if gone:
             tiles = self.tiles
             for index in order[:gone]:
-                del tiles[index]
+                tiles.pop(index, None)
                 left.add(index // CHUNK_TILES)
             del order[:gone]
+            if self.frozen is not None:
+                self.frozen.drop_below(first)
         if partly is not None:
             left.add(partly)
         self.partly_out = boundary if boundary in left else None
@@ -347,7 +459,7 @@ class UserState:
             if self.changed is not None:
                 self.changed.difference_update(left)
 
-    def _between(self, first: int, last: int) -> list[int]:
+    def _between(self, first: int, last: int) -> array[int]:
         """Indices of the tiles held in [first, last]."""
         order = self.order
         return order[bisect_left(order, first) : bisect_right(order, last)]
@@ -361,19 +473,17 @@ class UserState:
             self._realign(row_tile)
             return
         # Slide: add the tiles that enter each window and subtract those that leave it.
-        tiles = self.tiles
-        entering = [self._partial(tiles[i]) for i in self._between(aligned + 1, row_tile)]
+        entering = [self._partial(i) for i in self._between(aligned + 1, row_tile)]
         for partial, size in zip(self.windows, WINDOW_TILES, strict=True):
             for other in entering:
                 merge(partial, other)
             for index in self._between(aligned - size + 1, row_tile - size):
-                subtract(partial, self._partial(tiles[index]))
+                subtract(partial, self._partial(index))
         self.aligned_tile = row_tile
 
     def _realign(self, row_tile: int) -> None:
         # The windows are nested (24h in 7d in 30d) and end at the same tile, so one pass from
         # the newest tile back folds them all: each tile is merged once, not once per window.
-        tiles = self.tiles
         in_range = self._between(row_tile - WINDOW_TILES[-1] + 1, row_tile)
         running: Partial = {}
         windows: list[Partial] = []
@@ -381,35 +491,36 @@ class UserState:
         for size in WINDOW_TILES:
             oldest = first_tile(size, row_tile)
             while position >= 0 and in_range[position] >= oldest:
-                merge(running, self._partial(tiles[in_range[position]]))
+                merge(running, self._partial(in_range[position]))
                 position -= 1
             windows.append(dict(running))
         self.windows = windows
         self.aligned_tile = row_tile
 
-    def _partial(self, tile: Tile) -> Partial:
-        """A tile's partial, decoded for the moment where the tile is frozen."""
-        partial = tile.partial
-        if partial is None:
-            encoded = tile.encoded
-            assert encoded is not None  # a frozen tile keeps its fragment
-            partial = decode_tile(self.event_type, encoded)[0]
-        return partial
+    def _partial(self, index: int) -> Partial:
+        """A held tile's partial, decoded for the moment where the tile is frozen."""
+        tile = self.tiles.get(index)
+        if tile is not None:
+            return tile.partial
+        frozen = self.frozen
+        assert frozen is not None  # held, and not decoded: frozen
+        return decode_tile(self.event_type, frozen.fragment(frozen.find(index)))[0]
 
     def _fragment(self, index: int, tile: Tile) -> bytes:
         encoded = tile.encoded
         if encoded is None:
-            partial = tile.partial
-            assert partial is not None  # only a frozen tile has no partial, and it is encoded
             hour = index % CHUNK_TILES  # in the week
-            encoded = tile.encoded = encode_tile(self.event_type, hour, partial, tile.ids)
+            encoded = tile.encoded = encode_tile(self.event_type, hour, tile.partial, tile.ids)
         return encoded
 
-    def _thaw(self, index: int, tile: Tile) -> None:
+    def _thaw(self, index: int, fragment: bytes) -> Tile:
         """Decode a frozen tile a late event lands in; frozen again by the next changes()."""
-        encoded = tile.encoded
-        assert encoded is not None
-        tile.partial, tile.ids = decode_tile(self.event_type, encoded)
+        partial, ids = decode_tile(self.event_type, fragment)
+        tile = self.tiles[index] = Tile(partial, ids, fragment)
+        self._thawed(index)
+        return tile
+
+    def _thawed(self, index: int) -> None:
         thawed = self.thawed
         if thawed is None:
             thawed = self.thawed = []
@@ -422,16 +533,18 @@ class UserState:
         below = self.newest_us // TILE_US - HOT_TILES + 1
         order, tiles = self.order, self.tiles
         start = 0 if self.frozen_below is None else bisect_left(order, self.frozen_below)
-        indices = order[start : bisect_left(order, below)]
+        indices = list(order[start : bisect_left(order, below)])
         if self.thawed is not None:
-            indices += self.thawed
+            indices = sorted({*indices, *self.thawed})
             self.thawed = None
+        frozen = self.frozen
         for index in indices:
             tile = tiles.get(index)
-            if tile is not None and tile.partial is not None and index < below:
-                self._fragment(index, tile)
-                tile.partial = None
-                tile.ids = ()
+            if tile is not None and index < below:
+                if frozen is None:
+                    frozen = self.frozen = Frozen()
+                frozen.put(index, self._fragment(index, tile))
+                del tiles[index]
         if self.frozen_below is None or below > self.frozen_below:
             self.frozen_below = below
 
@@ -439,7 +552,6 @@ class UserState:
         assert self.aligned_tile is not None
         snapshot = Snapshot(
             windows=self.windows,
-            tiles=self.tiles,
             order=self.order,
             row_tile=self.aligned_tile,
             row_us=row_us,

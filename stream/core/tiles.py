@@ -165,14 +165,14 @@ def _decode_nested(data: dict[str, Any]) -> Partial:
 
 
 class Tile:
-    """One hour of one user's events of one type: their partial aggregates and their ids.
+    """One recent hour of one user's events of one type: their partial aggregates and their ids.
 
     `ids` are the hashes of the events' ids (stream.core.observe.id_hash), in a tuple: a tile
-    holds one or two. `encoded` is the tile's part of its chunk record (stream.core.codec),
-    kept: a chunk is rewritten when one of its tiles changes, and the others have not. A tile
-    older than a day is frozen: `partial` None and `ids` empty, its `encoded` alone standing
-    for both, a sixth of the memory (stream/core/state.py decodes it where it is needed). A
-    plain class, not a dataclass, so mypyc compiles the constructor.
+    holds one or two. `encoded` caches the tile's part of its chunk record (stream.core.codec):
+    a chunk is rewritten when one of its tiles changes, and the others have not. Tiles older
+    than a day are not Tiles: a state keeps them frozen, as their encoded parts side by side in
+    one bytes object (stream/core/state.py `Frozen`). A plain class, not a dataclass, so mypyc
+    compiles the constructor.
     """
 
     __slots__ = ("encoded", "ids", "partial")
@@ -183,6 +183,6 @@ class Tile:
         ids: tuple[int, ...] = (),
         encoded: bytes | None = None,
     ) -> None:
-        self.partial: Partial | None = {} if partial is None and encoded is None else partial
+        self.partial: Partial = {} if partial is None else partial
         self.ids: tuple[int, ...] = ids
         self.encoded: bytes | None = encoded

@@ -29,7 +29,6 @@ from stream.core.observe import SCALE
 from stream.core.tiles import (
     EVENTS,
     Partial,
-    Tile,
     category_key,
     nn_key,
     square_key,
@@ -70,11 +69,9 @@ def at(
     windows: list[Partial] = [{}, {}, {}]
     if partial is not None:
         windows[window] = partial
-    held = {i: Tile(p) for i, p in (tiles or {}).items()}
     return Snapshot(
         windows=windows,
-        tiles=held,
-        order=sorted(held),
+        order=sorted(tiles or {}),
         row_tile=ROW_TILE,
         row_us=ROW_TILE * HOUR_US + 1_800_000_000,
         friend_delta=friend_delta,

@@ -17,6 +17,7 @@ from stream.core.observe import observe
 from stream.core.records import Record, Row
 from stream.core.state import (
     CHUNK_TILES,
+    HOT_TILES,
     Outcome,
     UserState,
     chunk_key,
@@ -127,8 +128,11 @@ def test_state_is_bounded_to_the_longest_window() -> None:
     for day in range(90):
         state.apply(observe(_event(f"e{day}", start + timedelta(days=day))))
     assert state.newest_us is not None
-    assert len(state.tiles) <= 30
-    assert min(state.tiles) >= tile_of(state.newest_us) - 30 * 24 + 1
+    assert len(state.order) <= 30
+    assert state.order[0] >= tile_of(state.newest_us) - 30 * 24 + 1
+    state.changes()  # freezes the tiles older than a day (HOT_TILES hours)
+    assert len(state.tiles) == 2  # today's and yesterday's event
+    assert state.frozen is not None and list(state.frozen.indices) == list(state.order)[:-2]
 
 
 def test_idle_decay_to_zero_one_day_later() -> None:
@@ -157,18 +161,17 @@ def _compact(store: dict[bytes, bytes], records: list[Record]) -> int:
 
 def _contents(state: UserState) -> dict[int, tuple[Partial, tuple[int, ...]]]:
     """Each tile's partial and ids, a frozen tile's decoded from its fragment."""
-    found = {}
-    for index, tile in state.tiles.items():
-        if tile.partial is None:
-            assert tile.encoded is not None
-            found[index] = decode_tile(state.event_type, tile.encoded)
-        else:
-            found[index] = (tile.partial, tile.ids)
+    found = {index: (tile.partial, tile.ids) for index, tile in state.tiles.items()}
+    frozen = state.frozen
+    if frozen is not None:
+        for position, index in enumerate(frozen.indices):
+            if index not in found:  # a thawed tile's frozen fragment is out of date
+                found[index] = decode_tile(state.event_type, frozen.fragment(position))
     return found
 
 
 def _same_state(a: UserState, b: UserState) -> None:
-    assert a.order == b.order == sorted(a.tiles)
+    assert list(a.order) == list(b.order) == sorted(_contents(a))
     assert _contents(a) == _contents(b)
     clocks = ("newest_us", "last_row_us", "friend_delta", "last_synced_us", "partition")
     assert [getattr(a, c) for c in clocks] == [getattr(b, c) for c in clocks]
@@ -296,3 +299,30 @@ def test_a_head_is_a_few_bytes() -> None:
     state.partition = 3
     assert state.last_synced_us is not None
     assert len(state.head()) <= 32
+
+
+def test_late_events_thaw_frozen_tiles_and_freeze_them_again() -> None:
+    state = UserState("u1", "activity")
+    start = datetime(2026, 11, 2, tzinfo=UTC)
+    for hour in range(0, 96, 3):  # a tile every third hour for four days
+        state.apply(observe(_event(f"e{hour}", start + timedelta(hours=hour, minutes=5))))
+    store: dict[bytes, bytes] = {}
+    _compact(store, state.changes())
+    assert state.frozen is not None and len(state.frozen.indices) > 20
+    # Into a frozen tile (thawed), a duplicate of a frozen tile's event, and a new tile
+    # between frozen ones: each counted once, and frozen again by the next changes().
+    outcome, row = state.apply(observe(_event("late", start + timedelta(hours=30, minutes=9))))
+    assert outcome is Outcome.APPLIED and row is not None
+    assert row.values["activity_count_7d"] == 33
+    assert state.apply(observe(_event("e33", start + timedelta(hours=33, minutes=5))))[0] is (
+        Outcome.DUPLICATE
+    )
+    outcome, row = state.apply(observe(_event("gap", start + timedelta(hours=40, minutes=1))))
+    assert outcome is Outcome.APPLIED and row is not None
+    assert row.values["activity_count_7d"] == 34
+    assert set(state.tiles) >= {tile_of(to_us(start)) + 30, tile_of(to_us(start)) + 40}
+    _compact(store, state.changes())
+    assert min(state.tiles) > tile_of(state.newest_us or 0) - HOT_TILES  # the late ones frozen
+    restored = UserState.restore("u1", "activity", store[head_key("u1", "activity")], store.get)
+    _same_state(restored, state)
+    assert _contents(state)[tile_of(to_us(start)) + 30][0]["n"] == 2
