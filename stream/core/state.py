@@ -14,11 +14,14 @@ order give the same rows. Rules, which the reference computation in the tests fo
 - Bounded state. Tiles older than the 30-day window of the newest event are dropped.
 
 Durable form: a state is several changelog records, not one. The head (`type|user`) holds the
-clocks; each day of tiles is a chunk (`type@<day>|user`). An event rewrites the head and its
-day's chunk, not every tile the state holds: over 30 days, a chunk is about a thirtieth of the
-state. A day with a record gets a tombstone once it has wholly left the 30-day window.
+clocks; each week of tiles is a chunk (`type#<week>|user`). An event rewrites the head and its
+week's chunk, not every tile the state holds: over 30 days, a chunk is about a fifth of the
+state. A week with a record gets a tombstone once it has wholly left the 30-day window.
 `changes()` returns the records of what changed since it was last called; the worker keeps them
 in one Kafka record batch, so a state is restored as of one flush, never part old and part new.
+
+In memory, only the last day's tiles are decoded (`Tile`); older ones are frozen (`Frozen`), and
+the records are the same bytes whichever a tile is.
 """
 
 from __future__ import annotations
