@@ -61,6 +61,12 @@ class ArchiveSink:
                 self._conn.close()
             self._conn = None
             raise
+        except psycopg.Error:
+            # A refused batch (a value Postgres rejects) must not leave its aborted transaction
+            # to fail every later write of this connection.
+            if self._conn is not None and not self._conn.closed:
+                self._conn.rollback()
+            raise
 
     def _write(self, rows: Sequence[ArchiveRow]) -> None:
         conn = self._connection()
