@@ -3,21 +3,21 @@
 Rows become the view's Arrow table (stream/sinks/feast_rows.py) and go through the provider's
 `ingest_df_to_offline_store`, which is what `store.push(..., to=OFFLINE)` ends in: the
 configured offline store's `offline_write_batch` (stream/sinks/offline_store.py). A flush that
-replaces a range (replay) first deletes those users' rows in it, so a rerun adds nothing.
+replaces a range (replay) first deletes those users' rows in it, so a rerun adds nothing. Where
+the offline store is this project's Postgres one, the writer process uses `SnapshotSink`
+(stream/sinks/snapshots.py) instead, which needs no Feast.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg import sql
 
 from stream.catalog import VIEWS, view
-from stream.core.events import EPOCH
 from stream.sinks.base import Flush, Replace, by_view
 from stream.sinks.feast_rows import PushViews, offline_table
+from stream.sinks.snapshots import delete_range
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -50,23 +50,7 @@ class OfflineSink:
 
     def delete(self, replace: Replace) -> None:
         """Delete, per view, these users' rows whose time is in the range."""
-        start, end = _moment(replace.start_us), _moment(replace.end_us)
-        conn = self._connection()
-        try:
-            with conn.transaction():
-                for view_name, users in replace.users.items():
-                    conn.execute(
-                        sql.SQL(
-                            "DELETE FROM {} WHERE user_id = ANY(%s) "
-                            "AND event_timestamp >= %s AND event_timestamp < %s"
-                        ).format(sql.Identifier(view(view_name).table)),
-                        (users, start, end),
-                    )
-        except psycopg.OperationalError:
-            # Unusable after a server restart: the retry opens a new one.
-            conn.close()
-            self._conn = None
-            raise
+        delete_range(self._connection(), replace)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -79,7 +63,3 @@ class OfflineSink:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def _moment(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)

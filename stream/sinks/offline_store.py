@@ -4,7 +4,7 @@ feature_store.yaml selects it by class path, so `store.push(..., to=PushMode.OFF
 `ONLINE_AND_OFFLINE` append feature snapshots to the view's Postgres table. Rows are streamed with
 COPY straight into the table, or, when a key is already there, into a temporary table merged on
 the snapshot key (user_id, event_timestamp): a retried push adds no row, and a row pushed again
-with new values replaces the old one.
+with new values replaces the old one (stream/sinks/snapshots.py, shared with the writer's sink).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from psycopg import sql
 
 from stream.errors import OfflineWriteError
 from stream.sinks.feast_adapter import postgres_connection, postgres_connection_key
+from stream.sinks.snapshots import KEY_COLUMNS, copy_or_merge
 
 logger = logging.getLogger(__name__)
 
-KEY_COLUMNS = ("user_id", "event_timestamp")
 _CSV_OPTIONS = pa_csv.WriteOptions(include_header=False)
 
 
@@ -79,18 +79,6 @@ class AuroraPostgreSQLOfflineStore(PostgreSQLOfflineStore):
         batch_rows = getattr(store_config, "write_batch_rows", 50_000)
         target = sql.Identifier(*source.get_table_query_string().split("."))
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
-        updates = sql.SQL(", ").join(
-            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
-            for c in table.column_names
-            if c not in KEY_COLUMNS
-        )
-        merge = sql.SQL(
-            "INSERT INTO {target} ({columns}) "
-            # A batch may carry one key twice; ON CONFLICT may touch a row once per statement.
-            "SELECT DISTINCT ON (user_id, event_timestamp) {columns} FROM _aurora_push "
-            "ORDER BY user_id, event_timestamp "
-            "ON CONFLICT (user_id, event_timestamp) DO UPDATE SET {updates}"
-        ).format(target=target, columns=columns, updates=updates)
 
         csv_batches = []
         for batch in table.to_batches(max_chunksize=batch_rows):
@@ -107,38 +95,7 @@ class AuroraPostgreSQLOfflineStore(PostgreSQLOfflineStore):
                 with cur.copy(copy) as writer:
                     writer.write(data.getbuffer())
 
-        conn = _connection(store_config)
-        try:
-            # Straight into the table first: new rows (all the stream writes) need no merge.
-            # A key already there (a retried push, a correction) refuses the COPY; then the
-            # rows go through a temporary table and replace what their keys hold.
-            try:
-                with conn.cursor() as cur:
-                    copy_into(cur, target)
-                conn.commit()
-            except psycopg.errors.UniqueViolation:
-                conn.rollback()
-                with conn.cursor() as cur:
-                    cur.execute(
-                        sql.SQL(
-                            "CREATE TEMP TABLE _aurora_push (LIKE {} INCLUDING DEFAULTS) "
-                            "ON COMMIT DROP"
-                        ).format(target)
-                    )
-                    copy_into(cur, sql.Identifier("_aurora_push"))
-                    cur.execute(merge)
-                conn.commit()
-        except BaseException as exc:
-            # The connection stays for the next write: nothing of this one may linger in it.
-            # One the server dropped is closed, and the next write (a retry) opens another.
-            if conn.broken or isinstance(exc, psycopg.OperationalError):
-                conn.close()
-            elif not conn.closed:
-                try:
-                    conn.rollback()
-                except psycopg.Error:
-                    conn.close()
-            raise
+        copy_or_merge(_connection(store_config), target, table.column_names, copy_into)
         if progress:
             progress(table.num_rows)  # once committed, whichever way the rows went in
         logger.debug("wrote %d rows to %s", table.num_rows, feature_view.name)

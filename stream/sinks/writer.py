@@ -100,7 +100,7 @@ def _init(settings: Settings, level: int, sinks: tuple[str, ...]) -> None:
 
 
 def open_sinks(settings: Settings, names: Sequence[str]) -> list[Sink]:
-    """The named sinks, set up, in the order a flush is written."""
+    """The named sinks through Feast, set up, in the order a flush is written."""
     from stream.featurestore.env import open_store
     from stream.sinks.archive import ArchiveSink
     from stream.sinks.offline import OfflineSink
@@ -122,53 +122,65 @@ def open_sinks(settings: Settings, names: Sequence[str]) -> list[Sink]:
 
 
 class OpenSinks:
-    """The writer process's sinks, opened so that the first flush is online soon.
+    """The writer process's sinks, opened so that the first flush is online soon, and without
+    Feast where the repository's stores let the catalog write them.
 
-    Importing Feast takes seconds. Where the repository's online store is a plain Redis one,
-    the online sink starts without it (stream/sinks/redis_rows.py) and the others open in a
-    thread; once Feast is loaded, the catalog's Redis layout is checked against Feast's, and
-    Feast's own online write takes over should they differ. A restarted worker's first rows are
-    then online before its offline writes are ready.
+    Importing Feast takes seconds and ~140 MiB. Where the repository's online store is a plain
+    Redis one, the online sink starts without it (stream/sinks/redis_rows.py); where its offline
+    store is this project's Postgres one, so does the offline sink (stream/sinks/snapshots.py),
+    once a child process has found the registry's views to be the catalog's
+    (stream/featurestore/agreement.py). Should they differ, Feast's own sinks take over and are
+    imported here. A restarted worker's first rows are online before the check is done; its
+    offline writes wait for it.
     """
 
     def __init__(self, settings: Settings, names: Sequence[str]) -> None:
         from stream.sinks.redis_rows import RedisOnlineSink, plain_redis
+        from stream.sinks.snapshots import plain_postgres
 
         self.ready: dict[str, Sink] = {}
         self.error: BaseException | None = None
+        self.feast_free = True  # until a disagreement, or a store only Feast writes, says not
         quick = "online" in names and plain_redis(settings.feast_repo_path)
         if quick:
             online = RedisOnlineSink(settings)
             with_retry(online.setup, "online set-up")
             self.ready["online"] = online
-        rest = [name for name in names if name not in self.ready]
+        snapshots = "offline" in names and plain_postgres(settings.feast_repo_path)
         self._opening = threading.Thread(
-            target=self._open, args=(settings, rest, quick), name="open-sinks", daemon=True
+            target=self._open,
+            args=(settings, list(names), quick, snapshots),
+            name="open-sinks",
+            daemon=True,
         )
         self._opening.start()
 
-    def _open(self, settings: Settings, names: list[str], check_online: bool) -> None:
+    def _open(self, settings: Settings, names: list[str], quick: bool, snapshots: bool) -> None:
+        from stream.featurestore import agreement
+        from stream.sinks.archive import ArchiveSink
+        from stream.sinks.snapshots import SnapshotSink
+
         try:
-            opened = open_sinks(settings, [*names, "online"] if check_online else names)
-            for sink in opened:
-                if sink.name == "online" and check_online:
-                    self._check_online(sink)
-                else:
+            if "archive" in names:
+                archive = ArchiveSink(settings.postgres_conninfo(), settings.postgres_schema)
+                with_retry(archive.setup, "archive set-up")
+                self.ready["archive"] = archive
+            found = agreement.check(settings, online=quick, offline=snapshots)
+            for line in found:
+                logger.warning("the registry is not the catalog (%s): Feast's writes on", line)
+            rest = [n for n in names if n not in self.ready or (found and n == "online")]
+            if snapshots and not found:
+                offline = SnapshotSink(settings)
+                with_retry(offline.setup, "offline set-up")
+                self.ready["offline"] = offline
+                rest.remove("offline")
+            if rest:
+                self.feast_free = False
+                for sink in open_sinks(settings, rest):
                     self.ready[sink.name] = sink
             gcpolicy.settle()
         except BaseException as exc:  # raised to the flush that needs the sink
             self.error = exc
-
-    def _check_online(self, feast_sink: Sink) -> None:
-        from stream.sinks.online import OnlineSink
-        from stream.sinks.redis_rows import RedisOnlineSink
-
-        assert isinstance(feast_sink, OnlineSink)
-        quick = self.ready["online"]
-        assert isinstance(quick, RedisOnlineSink)
-        if not feast_sink.same_as(quick):
-            logger.warning("the catalog's Redis layout differs from Feast's: Feast's writes on")
-            self.ready["online"] = feast_sink
 
     def get(self, name: str) -> Sink:
         sink = self.ready.get(name)

@@ -19,6 +19,7 @@ from stream.settings import Settings
 from stream.sinks import writer
 from stream.sinks.base import Flush, by_view, latest_per_user
 from stream.synth.generator import GeneratorConfig, generate
+from tests.integration.sinks.writer_probe import heavy_modules_loaded
 
 NOW = datetime.now(UTC)
 
@@ -109,3 +110,17 @@ def test_a_failed_part_fails_the_flush_once_the_other_parts_are_written(
     # The failure came back only after the online and offline parts were written: all there.
     _assert_rows_written(feature_store, pg_conn, rows)
     assert _archived(pg_conn, archive) == 0  # the COPY is one transaction: none of it went in
+
+
+def test_the_writer_process_writes_without_importing_feast(
+    writer_process: ProcessPoolExecutor,
+    feature_store: FeatureStore,
+    pg_conn: psycopg.Connection[Any],
+    unique: str,
+) -> None:
+    archive, rows = _flush(unique)
+    writer_process.submit(writer.write, writer.pack(Flush(rows, archive))).result(120)
+    _assert_rows_written(feature_store, pg_conn, rows)
+    # The repository's stores are the catalog's own: the registry was checked in a child
+    # process, and the ~140 MiB of Feast, pandas and Arrow never entered this one.
+    assert writer_process.submit(heavy_modules_loaded).result(60) == []
