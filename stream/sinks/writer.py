@@ -136,7 +136,7 @@ class OpenSinks:
 
         self.ready: dict[str, Sink] = {}
         self.error: BaseException | None = None
-        quick = "online" in names and plain_redis(settings.feast_repo_path)
+        quick = "online" in names and plain_redis(settings.feast_repo_path, settings.redis.cluster)
         if quick:
             online = RedisOnlineSink(settings)
             with_retry(online.setup, "online set-up")
