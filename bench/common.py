@@ -186,11 +186,14 @@ def tree_cpu_s(pid: int) -> float:
 
 
 def service_pids(settings: Settings) -> dict[str, int]:
-    """The local stack's service processes (none when the stack runs in Docker)."""
+    """The local stack's service processes (none when the stack runs in Docker), the local
+    Redis Cluster's nodes instead of the single Redis where the settings name it."""
     from devstack.__main__ import local_services
+    from devstack.redis_cluster import cluster_services
 
     pids = {}
-    for service in local_services(settings):
+    nodes = cluster_services(settings) if settings.redis.cluster else []
+    for service in [*local_services(settings), *nodes]:
         pid = service.pid()
         if pid is not None:
             pids[service.name] = pid
