@@ -106,7 +106,7 @@ def cmd_status(settings: Settings) -> int:
     endpoints = {
         "kafka": settings.kafka_bootstrap_servers,
         "postgres": f"{pg.host}:{pg.port}/{pg.database}",
-        "redis": where(settings),
+        "redis": where(settings) + ("" if settings.redis.cluster else f"/{settings.redis.db}"),
     }
     healthy = True
     for name, probe in PROBES.items():

@@ -36,8 +36,8 @@ def connect(settings: Settings, **options: Any) -> OnlineRedis:
 
 
 def where(settings: Settings) -> str:
-    """The nodes, for messages: host:port[/db], or `cluster host:port,...`."""
+    """The servers, for messages: host:port, or `cluster host:port,...`."""
     parts = settings.redis
     if parts.cluster:
         return "cluster " + ",".join(f"{host}:{port}" for host, port in parts.nodes)
-    return f"{parts.host}:{parts.port}/{parts.db}"
+    return f"{parts.host}:{parts.port}"
