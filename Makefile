@@ -37,8 +37,10 @@ lock:            ## re-resolve the dependencies and rewrite constraints.txt
 	  .lock-venv/bin/pip freeze --exclude aurora-features; } > constraints.txt
 	rm -rf .lock-venv
 
+# REDIS_CLUSTER=1 (make up REDIS_CLUSTER=1) adds the local 3-master Redis Cluster; the tests and
+# benchmarks that use it start it themselves, and `make down` stops it either way.
 up: install      ## start Kafka, PostgreSQL and Redis and wait until they answer (idempotent)
-	$(PY) -m devstack up
+	$(if $(filter-out 0 false no,$(REDIS_CLUSTER)),AURORA_STACK_REDIS_CLUSTER=true) $(PY) -m devstack up
 
 down:            ## stop exactly what `make up` started
 	@if [ -x $(PY) ]; then $(PY) -m devstack down; else echo "nothing to stop (no venv)"; fi

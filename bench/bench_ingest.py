@@ -135,9 +135,21 @@ def naive(settings: Settings, sample: int) -> dict[str, Any]:
 
 
 def run(
-    events_wanted: int, days: int, naive_sample: int, own_schema: bool = True, workers: int = 1
+    events_wanted: int,
+    days: int,
+    naive_sample: int,
+    own_schema: bool = True,
+    workers: int = 1,
+    redis_cluster: bool = False,
 ) -> dict[str, Any]:
+    """`naive_sample` 0 leaves the naive push out; `redis_cluster` puts the online store on the
+    local stack's 3-master cluster (started if it is not running)."""
     settings, prefix = fresh_settings(own_schema)
+    if redis_cluster:
+        from devstack.redis_cluster import RedisClusterStack
+
+        settings = settings.on_stack_redis_cluster()
+        RedisClusterStack(settings).up()
     ensure_topics(settings)
     seed = int(prefix[5:13], 16)
     print(f"generating about {events_wanted:,} events ...", flush=True)
@@ -177,8 +189,10 @@ def run(
     finally:
         stop_worker(worker)
 
-    print(f"naive per-event push on a sample of {naive_sample} ...", flush=True)
-    naive_result = naive(settings, naive_sample)
+    naive_result: dict[str, Any] | None = None
+    if naive_sample:
+        print(f"naive per-event push on a sample of {naive_sample} ...", flush=True)
+        naive_result = naive(settings, naive_sample)
     delete_run_leftovers(settings)
 
     ingest_rate = len(events) / worker_s
@@ -192,6 +206,7 @@ def run(
             "naive_sample": naive_sample,
             "postgres_schema": "own" if own_schema else settings.postgres_schema,
             "workers": workers,
+            "online_store": "redis_cluster (3 masters)" if redis_cluster else "redis",
         },
         "produce_s": round(produce_s, 2),
         "ceiling": {"seconds": round(ceiling_s, 2), "events_per_s": round(ceiling_rate)},
@@ -208,7 +223,9 @@ def run(
         "naive": naive_result,
         "ratios": {
             "worker_over_ceiling": round(ingest_rate / ceiling_rate, 3),
-            "worker_over_naive": round(ingest_rate / naive_result["events_per_s"], 1),
+            "worker_over_naive": (
+                round(ingest_rate / naive_result["events_per_s"], 1) if naive_result else None
+            ),
         },
     }
 
@@ -230,6 +247,11 @@ def main() -> int:
         default=1,
         help="worker processes (AURORA_WORKER_PROCESSES), all in the group; the target is for one",
     )
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="online store on the local 3-master Redis Cluster (bench.bench_cluster compares)",
+    )
     args = parser.parse_args()
     report = run(
         args.events,
@@ -237,12 +259,14 @@ def main() -> int:
         args.naive_sample,
         own_schema=not args.shared_schema,
         workers=args.workers,
+        redis_cluster=args.redis_cluster,
     )
     write_result(args.name, report)
     w, c, n, r = report["worker"], report["ceiling"], report["naive"], report["ratios"]
+    naive_rate = f"{n['events_per_s']} ev/s" if n else "not run"
     print(
         f"worker {w['events_per_s']:,} ev/s | ceiling {c['events_per_s']:,} ev/s | "
-        f"naive {n['events_per_s']} ev/s | worker/ceiling {r['worker_over_ceiling']} | "
+        f"naive {naive_rate} | worker/ceiling {r['worker_over_ceiling']} | "
         f"worker/naive {r['worker_over_naive']}x | peak RSS {w['peak_rss_mib']} MiB"
     )
     cpu = w["cpu"]

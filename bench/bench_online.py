@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
-import redis
 import requests
 
 from bench.common import stop_worker, write_result
 from stream.catalog import VIEWS, FeatureSpec, features_of
 from stream.featurestore.env import open_store
+from stream.redis_client import connect
 from stream.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -128,10 +128,11 @@ def delete_rows(settings: Settings, store: FeatureStore, users: list[str]) -> in
         )
         for user in users
     ]
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    client = connect(settings)
     try:
         removed = 0
         for i in range(0, len(keys), 500):
+            # On a cluster redis-py splits a DEL by hash slot.
             removed += cast(int, client.delete(*keys[i : i + 500]))
         return removed
     finally:
@@ -231,10 +232,10 @@ class Read:
         return json.dumps({"feature_service": self.service, "entities": entities}).encode()
 
 
-def reads_of(store: FeatureStore) -> list[tuple[Read, Read]]:
+def reads_of(store: FeatureStore, services: tuple[str, ...]) -> list[tuple[Read, Read]]:
     """(service read, plain read) per service."""
     pairs = []
-    for name in SERVICES:
+    for name in services:
         service = store.get_feature_service(name)
         plain = Read(name, stored_references(store, service), {})
         pairs.append((Read(name, service, request_context(store, service)), plain))
@@ -441,7 +442,11 @@ def run(
     users: int | None = None,
     calls: int | None = None,
     concurrency: int = 8,
+    settings: Settings | None = None,
+    services: tuple[str, ...] = SERVICES,
 ) -> dict[str, Any]:
+    """`settings` chooses the online store (the process's by default); `services` which
+    feature services are read (TARGET_SERVICE must be among them)."""
     plan = Plan(
         users=users or 1_000,
         calls=calls or (40 if quick else 1_000),
@@ -449,7 +454,7 @@ def run(
         concurrency=concurrency,
         throughput_s=0.5 if quick else 3.0,
     )
-    settings = get_settings()
+    settings = settings or get_settings()
     prefix = f"benchonline{uuid.uuid4().hex[:8]}-"
     load_before = os.getloadavg()
     rng = random.Random(prefix)  # noqa: S311 (benchmark data, reproducible from the prefix)
@@ -458,7 +463,7 @@ def run(
     try:
         print(f"pushing online rows for {plan.users:,} users ({prefix}*) ...", flush=True)
         push_rows(store, user_ids, rng)
-        pairs = reads_of(store)
+        pairs = reads_of(store, services)
         cases = measure(
             "in_process",
             lambda read, rows: in_process(store, read, user_ids, rows, plan, rng),
@@ -499,7 +504,8 @@ def run(
             "warmup_100_rows": plan.warmup_for(100),
             "concurrency": plan.concurrency,
             "throughput_s": plan.throughput_s,
-            "services": list(SERVICES),
+            "services": list(services),
+            "online_store": "redis_cluster" if settings.redis.cluster else "redis",
             "feast_serve": " ".join(SERVE_OPTIONS),
             "registry_type": settings.feast_registry_type,
             # The machine is shared: a load above its core count means the figures are inflated.

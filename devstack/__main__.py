@@ -1,4 +1,6 @@
-"""`python -m devstack up|down|status|clean`: the real single-node stack behind `make up`."""
+"""`python -m devstack up|down|status|clean`: the real single-node stack behind `make up`,
+and the local Redis Cluster beside it when asked for (AURORA_STACK_REDIS_CLUSTER, `make up
+REDIS_CLUSTER=1`) or when AURORA_REDIS_URL names a cluster."""
 
 from __future__ import annotations
 
@@ -12,17 +14,33 @@ from devstack import compose
 from devstack.errors import StackError
 from devstack.kafka import Kafka
 from devstack.postgres import Postgres
-from devstack.probes import PROBES, wait_ready
+from devstack.probes import PROBES, probe_redis_cluster, wait_ready
+from devstack.redis_cluster import RedisClusterStack
 from devstack.redis_server import Redis
 from devstack.service import LocalService
+from stream.redis_client import where
 from stream.settings import Settings, get_settings
 
 logger = logging.getLogger("devstack")
 
 
-def local_services(settings: Settings) -> list[LocalService]:
-    # Postgres and Redis first: they come up in a second while the JVM warms up.
-    return [Postgres(settings), Redis(settings), Kafka(settings)]
+def local_services(settings: Settings, *, every: bool = False) -> list[LocalService]:
+    """The servers to run; `every` adds a single Redis the settings do not use (to stop it)."""
+    # Postgres and Redis first: they come up in a second while the JVM warms up. Where
+    # AURORA_REDIS_URL names a cluster, its first node's port is not a single Redis's.
+    single = [Redis(settings)] if every or not settings.redis.cluster else []
+    return [Postgres(settings), *single, Kafka(settings)]
+
+
+def cluster_wanted(settings: Settings) -> bool:
+    return settings.stack_redis_cluster or settings.redis.cluster
+
+
+def cluster_up(settings: Settings) -> None:
+    cluster = RedisClusterStack(settings)
+    result = cluster.up()
+    pids = ",".join(str(pid) for pid in cluster.pids())
+    print(f"{cluster.name:9} up   pids {pids}  {result.detail}  log {cluster.nodes[0].log}")
 
 
 def chosen_mode(settings: Settings) -> str:
@@ -40,19 +58,26 @@ def cmd_up(settings: Settings) -> None:
         for name, probe in PROBES.items():
             result = wait_ready(name, partial(probe, settings), settings.stack_timeout_s, None)
             print(f"{name:9} up   {result.detail}")
-        return
-    for service in local_services(settings):
-        result = service.up()
-        print(f"{service.name:9} up   pid {service.pid()}  {result.detail}  log {service.log}")
+    else:
+        for service in local_services(settings):
+            result = service.up()
+            print(f"{service.name:9} up   pid {service.pid()}  {result.detail}  log {service.log}")
+    # The cluster runs as local processes in either mode: Debian's redis-server, as the tests
+    # and benchmarks that compare it with the single Redis expect.
+    if cluster_wanted(settings):
+        cluster_up(settings)
 
 
 def cmd_down(settings: Settings) -> None:
     mode_file = settings.stack_dir / "mode"
     mode = mode_file.read_text().strip() if mode_file.exists() else "local"
+    # Whoever started it (make up, a test, a benchmark), the cluster stops with the stack.
+    if RedisClusterStack(settings).down():
+        print(f"{RedisClusterStack.name:9} stopped")
     if mode == "docker":
         compose.down(settings)
     else:
-        for service in reversed(local_services(settings)):
+        for service in reversed(local_services(settings, every=True)):
             stopped = service.down()
             print(f"{service.name:9} {'stopped' if stopped else 'was not running'}")
     mode_file.unlink(missing_ok=True)
@@ -77,20 +102,31 @@ def cmd_status(settings: Settings) -> int:
     if mode == "docker":
         print(compose.status(settings))
     pids = {s.name: s.pid() for s in local_services(settings)} if mode != "docker" else {}
-    pg, rd = settings.postgres, settings.redis
+    pg = settings.postgres
     endpoints = {
         "kafka": settings.kafka_bootstrap_servers,
         "postgres": f"{pg.host}:{pg.port}/{pg.database}",
-        "redis": f"{rd.host}:{rd.port}/{rd.db}",
+        "redis": where(settings) + ("" if settings.redis.cluster else f"/{settings.redis.db}"),
     }
     healthy = True
     for name, probe in PROBES.items():
         result = probe(settings)
         healthy &= result.ok
         pid = pids.get(name)
-        where = f"pid {pid}" if pid else ("container" if mode == "docker" else "not ours")
+        owner = f"pid {pid}" if pid else ("container" if mode == "docker" else "not ours")
         state = "up" if result.ok else "DOWN"
-        print(f"{name:9} {state:5} {endpoints[name]:28} {where:12} {result.detail}")
+        print(f"{name:9} {state:5} {endpoints[name]:28} {owner:12} {result.detail}")
+    cluster = RedisClusterStack(settings)
+    nodes = cluster.pids()
+    result = probe_redis_cluster(settings)
+    # Shown whenever it is wanted, ours or answering: CI checks that `make down` left nothing.
+    if cluster_wanted(settings) or any(nodes) or result.ok:
+        healthy &= result.ok or not cluster_wanted(settings)
+        ports = settings.stack_redis_cluster_ports
+        endpoint = f"127.0.0.1:{ports[0]}-{ports[-1]}"
+        running = f"pids {','.join(str(p) for p in nodes)}"
+        state = "up" if result.ok else "DOWN"
+        print(f"{cluster.name:9} {state:5} {endpoint:28} {running:12} {result.detail}")
     return 0 if healthy else 1
 
 

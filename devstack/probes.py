@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -53,18 +54,76 @@ def probe_postgres(settings: Settings) -> ProbeResult:
 
 
 def probe_redis(settings: Settings) -> ProbeResult:
-    client = redis.Redis.from_url(
-        settings.redis_url.get_secret_value(), socket_connect_timeout=3, socket_timeout=3
-    )
+    """The settings' Redis: one node, or every master of a cluster."""
+    from redis.exceptions import RedisClusterException
+
+    from stream.redis_client import connect, where
+
+    try:
+        client = connect(settings, socket_connect_timeout=3, socket_timeout=3)
+    except (redis.RedisError, RedisClusterException) as exc:
+        return ProbeResult(False, f"cannot reach {where(settings)}: {exc}")
     try:
         client.ping()
-        info = client.info("server")
-        version = info.get("redis_version", "?") if isinstance(info, dict) else "?"
+        info: dict[str, Any] = client.info("server")  # type: ignore[assignment]  # not async
+        if settings.redis.cluster:  # a dict per node
+            versions = {v.get("redis_version", "?") for v in info.values() if isinstance(v, dict)}
+            return ProbeResult(True, f"Redis {', '.join(sorted(versions))}, {len(info)} nodes")
+        version = info.get("redis_version", "?")
         return ProbeResult(True, f"Redis {version}")
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         return ProbeResult(False, f"cannot ping: {exc}")
     finally:
         client.close()
+
+
+def probe_redis_node(settings: Settings, port: int) -> ProbeResult:
+    """One node of the local stack's cluster, on loopback: does it answer at all."""
+    password = settings.redis.password
+    client = redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        password=password or None,
+        socket_connect_timeout=3,
+        socket_timeout=3,
+    )
+    try:
+        client.ping()
+        return ProbeResult(True, f"node {port}")
+    except redis.RedisError as exc:
+        return ProbeResult(False, f"node {port} cannot ping: {exc}")
+    finally:
+        client.close()
+
+
+def probe_redis_cluster(settings: Settings) -> ProbeResult:
+    """The local stack's cluster: every node answers, says cluster_state:ok and sees every
+    slot assigned to the three masters."""
+    password = settings.redis.password
+    states = []
+    for port in settings.stack_redis_cluster_ports:
+        client = redis.Redis(
+            host="127.0.0.1",
+            port=port,
+            password=password or None,
+            socket_connect_timeout=3,
+            socket_timeout=3,
+        )
+        try:
+            info: dict[str, str] = client.cluster("INFO")  # type: ignore[assignment]  # not async
+        except redis.RedisError as exc:
+            return ProbeResult(False, f"node {port}: {exc}")
+        finally:
+            client.close()
+        state = (info.get("cluster_state"), info.get("cluster_slots_assigned"))
+        masters = info.get("cluster_size")
+        if state != ("ok", "16384") or masters != "3":
+            return ProbeResult(
+                False, f"node {port}: state {state[0]}, {state[1]} slots, {masters} masters"
+            )
+        states.append(port)
+    ports = ",".join(str(p) for p in states)
+    return ProbeResult(True, f"3 masters on 127.0.0.1:{ports}, 16384 slots, state ok")
 
 
 PROBES: dict[str, Callable[[Settings], ProbeResult]] = {

@@ -19,6 +19,7 @@ import psycopg
 import redis
 
 from stream.featurestore.env import open_store
+from stream.redis_client import where
 from stream.settings import Settings, get_settings
 
 FULL_WINDOW = timedelta(days=7)
@@ -80,9 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         pg = settings.postgres
         print(f"error: PostgreSQL at {pg.host}:{pg.port} did not answer: {exc}", file=sys.stderr)
         return 2
-    except redis.ConnectionError as exc:
-        rd = settings.redis
-        print(f"error: Redis at {rd.host}:{rd.port} did not answer: {exc}", file=sys.stderr)
+    except (redis.ConnectionError, redis.exceptions.RedisClusterException) as exc:
+        print(f"error: Redis at {where(settings)} did not answer: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ssl
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,13 +29,19 @@ class PostgresParts:
 
 @dataclass(frozen=True)
 class RedisParts:
-    """A Redis URL split into the fields the local stack and Feast's connection string need."""
+    """A Redis URL split into the fields the local stack and Feast's connection string need.
+
+    `nodes` holds every host:port the URL names, `host` and `port` the first; `cluster` says
+    whether they are nodes of a Redis Cluster (the client then finds the others itself)."""
 
     host: str
     port: int
     db: int
     password: str
     ssl: bool
+    username: str = ""
+    nodes: tuple[tuple[str, int], ...] = ()
+    cluster: bool = False
 
 
 class Settings(BaseSettings):
@@ -65,7 +71,11 @@ class Settings(BaseSettings):
     # "prefer" matches libpq: TLS when the server offers it. Production sets verify-full.
     postgres_sslmode: SslMode = "prefer"
 
+    # One Redis, or a Redis Cluster: a URL naming several nodes (redis://host:port,host:port/0)
+    # is one, and redis_cluster says so of a URL naming one node (a cluster's configuration
+    # endpoint). The worker, replay, status and Feast (feature_store.yaml) all follow it.
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:16379/0")
+    redis_cluster: bool = False
 
     # Feast: the project namespaces every key in Redis; the SQL registry (in Postgres) lets several
     # workers and feature servers share one registry, the file registry suits one machine.
@@ -139,6 +149,11 @@ class Settings(BaseSettings):
     stack_mode: Literal["auto", "docker", "local"] = "auto"
     # Seconds `make up` waits for each service before it fails with the log's tail.
     stack_timeout_s: float = 120.0
+    # The local stack's Redis Cluster: three masters on loopback, at this port and the next two.
+    # `make up REDIS_CLUSTER=1` starts it beside the single Redis (as does a redis_url naming
+    # it); the tests and benchmarks that compare the two start it themselves.
+    stack_redis_cluster: bool = False
+    stack_redis_cluster_port: int = Field(default=17000, ge=1, le=65535 - 2 - 10000)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -160,10 +175,17 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _url_is_redis_url(cls, value: SecretStr) -> SecretStr:
-        parts = urlsplit(value.get_secret_value())
-        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-            raise ValueError("redis_url must look like redis://[:password@]host:port/db")
+        parse_redis_url(value.get_secret_value())
         return value
+
+    @model_validator(mode="after")
+    def _cluster_has_db_zero(self) -> Settings:
+        redis = self.redis
+        if redis.cluster and redis.db != 0:
+            raise ValueError(
+                f"redis_url names a Redis Cluster, which has only database 0, not {redis.db}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sasl_has_credentials(self) -> Settings:
@@ -261,14 +283,24 @@ class Settings(BaseSettings):
 
     @property
     def redis(self) -> RedisParts:
-        parts = urlsplit(self.redis_url.get_secret_value())
-        db = parts.path.lstrip("/")
-        return RedisParts(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 6379,
-            db=int(db) if db else 0,
-            password=unquote(parts.password or ""),
-            ssl=parts.scheme == "rediss",
+        parts = parse_redis_url(self.redis_url.get_secret_value())
+        if self.redis_cluster and not parts.cluster:
+            return replace(parts, cluster=True)
+        return parts
+
+    @property
+    def stack_redis_cluster_ports(self) -> list[int]:
+        first = self.stack_redis_cluster_port
+        return [first, first + 1, first + 2]
+
+    def on_stack_redis_cluster(self) -> Settings:
+        """These settings with the online store on the local stack's Redis Cluster (the
+        password of redis_url, if any, is the cluster's too)."""
+        password = self.redis.password
+        auth = f":{quote(password, safe='')}@" if password else ""
+        nodes = ",".join(f"127.0.0.1:{port}" for port in self.stack_redis_cluster_ports)
+        return self.model_copy(
+            update={"redis_url": SecretStr(f"redis://{auth}{nodes}/0"), "redis_cluster": True}
         )
 
     def postgres_conninfo(self, database: str | None = None) -> str:
@@ -284,6 +316,52 @@ class Settings(BaseSettings):
         if pg.password:
             fields["password"] = pg.password
         return " ".join(f"{key}={_quote_conninfo(value)}" for key, value in fields.items())
+
+
+def parse_redis_url(url: str) -> RedisParts:
+    """redis[s]://[[user]:password@]host[:port][,host[:port]...][/db]; several hosts are the
+    nodes of a Redis Cluster. Raises ValueError saying what is wrong."""
+    form = "redis_url must look like redis://[:password@]host:port[,host:port...]/db"
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("redis", "rediss"):
+        raise ValueError(form)
+    netloc, _, path = rest.partition("/")
+    path = path.split("?", 1)[0]
+    userinfo, _, hosts = netloc.rpartition("@")
+    username, _, password = (unquote(part) for part in userinfo.partition(":"))
+    nodes: list[tuple[str, int]] = []
+    for node in hosts.split(","):
+        host, port = _host_port(node.strip())
+        if not host:
+            raise ValueError(f"{form}; {node!r} names no host")
+        nodes.append((host, port))
+    db = path.strip("/")
+    if db and not db.isdigit():
+        raise ValueError(f"{form}; the database {db!r} is not a number")
+    first_host, first_port = nodes[0]
+    return RedisParts(
+        host=first_host,
+        port=first_port,
+        db=int(db) if db else 0,
+        password=password,
+        ssl=scheme == "rediss",
+        username=username,
+        nodes=tuple(nodes),
+        cluster=len(nodes) > 1,
+    )
+
+
+def _host_port(node: str) -> tuple[str, int]:
+    if node.startswith("["):  # an IPv6 address: [::1]:6379
+        host, _, after = node[1:].partition("]")
+        port = after.removeprefix(":")
+    else:
+        host, sep, port = node.rpartition(":")
+        if not sep:
+            host, port = node, ""
+    if port and not port.isdigit():
+        raise ValueError(f"redis_url: the port of {node!r} is not a number")
+    return host, int(port) if port else 6379
 
 
 def project_folder(name: str) -> Path:

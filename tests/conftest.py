@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 from kafka.admin import KafkaAdminClient, NewTopic
 from psycopg import sql
 from pydantic import SecretStr
@@ -24,6 +23,7 @@ from pydantic import SecretStr
 from devstack.compose import docker_available
 from devstack.probes import PROBES
 from stream.ops.migrate import load_migrations, migrate
+from stream.redis_client import OnlineRedis, connect, where
 from stream.settings import Settings, get_settings
 
 
@@ -84,7 +84,7 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
         print(
             f"\naurora stack: {backend}: kafka {settings.kafka_bootstrap_servers}, "
             f"postgres {settings.postgres.host}:{settings.postgres.port}/"
-            f"{settings.postgres.database}, redis {settings.redis.host}:{settings.redis.port}"
+            f"{settings.postgres.database}, redis {where(settings)}"
         )
         yield Stack(backend, settings)
 
@@ -164,14 +164,14 @@ def pg_schema(pg_conn: psycopg.Connection[Any], unique: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_client(settings: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+def redis_client(settings: Settings) -> Iterator[OnlineRedis]:
+    client = connect(settings)
     yield client
     client.close()
 
 
 @pytest.fixture
-def redis_prefix(redis_client: redis.Redis, unique: str) -> Iterator[str]:
+def redis_prefix(redis_client: OnlineRedis, unique: str) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
     prefix = f"{unique}:"
     yield prefix

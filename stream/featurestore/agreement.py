@@ -37,8 +37,14 @@ def disagreements(settings: Settings, *, online: bool, offline: bool) -> list[st
 
     store = open_store(settings)
     found: list[str] = []
-    if online and not OnlineSink(store).same_as(RedisOnlineSink(settings)):
-        found.append("online: the registry's Redis layout, TTL, guard or precompute differ")
+    if online:
+        quick = RedisOnlineSink(settings)
+        quick.setup()  # its client and layouts; the cluster's slots are asked for here
+        try:
+            if not OnlineSink(store).same_as(quick):
+                found.append("online: the registry's Redis layout, TTL, guard or precompute differ")
+        finally:
+            quick.close()
     if offline:
         views = PushViews(store)
         for spec in VIEWS:

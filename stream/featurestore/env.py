@@ -17,7 +17,15 @@ def feast_environment(settings: Settings) -> dict[str, str]:
     """The ${AURORA_*} variables feature_store.yaml substitutes, derived from the settings."""
     pg = settings.postgres
     redis = settings.redis
-    redis_params = [f"{redis.host}:{redis.port}", f"db={redis.db}"]
+    # Feast's format: host:port[,host:port...] then key=value options, passed to redis-py.
+    # A cluster's nodes are all named (Feast's RedisCluster takes them as startup nodes) and
+    # it has no db to select.
+    if redis.cluster:
+        redis_params = [f"{host}:{port}" for host, port in redis.nodes]
+    else:
+        redis_params = [f"{redis.host}:{redis.port}", f"db={redis.db}"]
+    if redis.username:
+        redis_params.append(f"username={redis.username}")
     if redis.password:
         redis_params.append(f"password={redis.password}")
     if redis.ssl:
@@ -37,6 +45,7 @@ def feast_environment(settings: Settings) -> dict[str, str]:
         "AURORA_FEAST_REGISTRY_TYPE": settings.feast_registry_type,
         "AURORA_FEAST_REGISTRY_PATH": registry_path,
         "AURORA_REDIS_CONNECTION_STRING": ",".join(redis_params),
+        "AURORA_REDIS_TYPE": "redis_cluster" if redis.cluster else "redis",
         "AURORA_PG_HOST": pg.host,
         "AURORA_PG_PORT": str(pg.port),
         "AURORA_PG_DATABASE": pg.database,

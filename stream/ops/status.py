@@ -49,11 +49,14 @@ class Status:
 
 
 def online(settings: Settings) -> dict[str, tuple[int, datetime | None]]:
-    """Per view: how many entity hashes of this project hold it, and the newest event time."""
-    import redis
+    """Per view: how many entity hashes of this project hold it, and the newest event time.
+
+    On a Redis Cluster the scan walks every master in turn and the reads go to each key's."""
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value())
+    from stream.redis_client import connect
+
+    client = connect(settings)
     suffix = settings.feast_project.encode()
     fields = [f"_ts:{v.name}".encode() for v in VIEWS]
     counts = dict.fromkeys((v.name for v in VIEWS), 0)

@@ -24,14 +24,28 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# What a retry can cure: a server restarting, a network blip, a timeout.
+# What a retry can cure: a server restarting, a network blip, a timeout. On a Redis Cluster
+# also a master away (CLUSTERDOWN from the others once they mark it failed, or no node known
+# for a slot) and a slot migrating (TRYAGAIN).
 TRANSIENT: tuple[type[BaseException], ...] = (
     psycopg.OperationalError,
     redis.ConnectionError,
     redis.TimeoutError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.TryAgainError,
     ConnectionError,
     TimeoutError,
 )
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a retry can cure `exc`: a TRANSIENT error, or redis-py's cluster client failing
+    to reach any node (it raises its generic RedisClusterException from the ConnectionError)."""
+    if isinstance(exc, TRANSIENT):
+        return True
+    cause = exc.__cause__
+    return isinstance(exc, redis.exceptions.RedisClusterException) and isinstance(cause, TRANSIENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +101,9 @@ def with_retry(
     while True:
         try:
             return write()
-        except TRANSIENT as exc:
+        except Exception as exc:
+            if not transient(exc):
+                raise
             waited = time.monotonic() - started
             if give_up_after_s is not None and waited > give_up_after_s:
                 raise SinkRetryExhaustedError(f"{what} failed for {waited:.0f}s") from exc

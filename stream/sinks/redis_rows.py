@@ -7,7 +7,10 @@ row: with the protos made for it, about 60% of the writer process at 16,000 even
 int64, double and string fields) this module makes the same bytes directly: the key prefix and
 the field hashes once per view, each value's protobuf encoding with `struct`. The write itself
 is Feast's: one pipeline reads each key's stored event time, a second writes only rows newer
-than it and than the batch's earlier rows for that key.
+than it and than the batch's earlier rows for that key. On a Redis Cluster the client is Feast's
+`RedisCluster` and the pipelines redis-py's cluster pipelines, which send each node its keys'
+commands in one round trip; the keys and fields are the same bytes, so a key's hash slot is the
+one Feast's own write and read compute.
 
 Reads stay Feast's own, so what is written here must be exactly what Feast writes:
 tests/integration/sinks/test_feast_rows.py compares every hash field with Feast's write of the
@@ -218,7 +221,8 @@ class RedisRows:
 
 @dataclass(frozen=True)
 class RedisWriter:
-    """A view's rows into one Redis: its layout, the client, Feast's TTL and older-row guard."""
+    """A view's rows into Redis (one node or a cluster): its layout, the client, Feast's TTL
+    and older-row guard."""
 
     layout: RedisRows
     client: Any
@@ -260,18 +264,24 @@ class RedisOnlineSink:
     name = "online"
 
     def __init__(self, settings: Settings) -> None:
-        import redis
-
-        from stream.catalog import VIEWS
-
-        # One client (a connection pool) for every view, as Feast's store keeps one.
-        self.client = redis.Redis.from_url(settings.redis_url.get_secret_value())
-        self.writers = {
-            v.name: RedisWriter(RedisRows.from_catalog(settings.feast_project, v.name), self.client)
-            for v in VIEWS
-        }
+        self.settings = settings
+        self.client: Any = None
+        self.writers: dict[str, RedisWriter] = {}
 
     def setup(self) -> None:
+        from stream.catalog import VIEWS
+        from stream.redis_client import connect
+
+        if self.client is None:
+            # A cluster client asks its nodes for the slots as it is made: here, in the
+            # set-up's retry, so a worker started while Redis is away waits for it.
+            self.client = connect(self.settings)
+            # One client (a connection pool per node) for every view, as Feast's store keeps.
+            project = self.settings.feast_project
+            self.writers = {
+                v.name: RedisWriter(RedisRows.from_catalog(project, v.name), self.client)
+                for v in VIEWS
+            }
         self.client.ping()
 
     def write(self, flush: Flush) -> None:
@@ -281,22 +291,25 @@ class RedisOnlineSink:
             self.writers[view_name](rows)
 
     def close(self) -> None:
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
 
 
-def plain_redis(repo: Path) -> bool:
-    """Whether the repository's online store is Redis as Feast lays it out by default: one
-    node, no TTL, the older-row guard on, entity keys in version 3, no view versioning, and
-    reached through the settings' Redis (`AURORA_REDIS_URL`), as the sink without Feast is."""
+def plain_redis(repo: Path, cluster: bool) -> bool:
+    """Whether the repository's online store is Redis as Feast lays it out by default: no
+    TTL, the older-row guard on, entity keys in version 3, no view versioning, and reached
+    through the settings' Redis (`AURORA_REDIS_URL`, one node or a cluster as `cluster` says),
+    as the sink without Feast is."""
     import yaml
 
     config = yaml.safe_load((repo / "feature_store.yaml").read_text())
     online = config.get("online_store") or {}
     registry = config.get("registry") or {}
+    kind = "redis_cluster" if cluster else "redis"
     return bool(
         isinstance(online, dict)
         and online.get("type") == "redis"
-        and online.get("redis_type", "redis") == "redis"
+        and online.get("redis_type", "redis") in (kind, "${AURORA_REDIS_TYPE}")
         and online.get("connection_string") == "${AURORA_REDIS_CONNECTION_STRING}"
         and not online.get("key_ttl_seconds")
         and not online.get("skip_dedup")

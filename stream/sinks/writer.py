@@ -140,8 +140,7 @@ class OpenSinks:
 
         self.ready: dict[str, Sink] = {}
         self.error: BaseException | None = None
-        self.feast_free = True  # until a disagreement, or a store only Feast writes, says not
-        quick = "online" in names and plain_redis(settings.feast_repo_path)
+        quick = "online" in names and plain_redis(settings.feast_repo_path, settings.redis.cluster)
         if quick:
             online = RedisOnlineSink(settings)
             with_retry(online.setup, "online set-up")
@@ -175,7 +174,6 @@ class OpenSinks:
                 self.ready["offline"] = offline
                 rest.remove("offline")
             if rest:
-                self.feast_free = False
                 for sink in open_sinks(settings, rest):
                     self.ready[sink.name] = sink
             gcpolicy.settle()

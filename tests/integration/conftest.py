@@ -41,6 +41,27 @@ def feature_store(feast_settings: Settings) -> Iterator[FeatureStore]:
     store.teardown()  # type: ignore[no-untyped-call]  # Feast leaves it unannotated
 
 
+@pytest.fixture(scope="session")
+def cluster_settings(feast_settings: Settings) -> Settings:
+    """The session's Feast project with its online store on the local stack's 3-master Redis
+    Cluster, which is started here unless it runs (`make down` stops it with the stack).
+
+    The registry is the session's: which Redis holds the rows is the online store's config,
+    not the registry's. The cluster runs as local processes in either backend."""
+    from devstack.redis_cluster import RedisClusterStack
+
+    on_cluster = feast_settings.on_stack_redis_cluster()
+    RedisClusterStack(on_cluster).up()
+    return on_cluster
+
+
+@pytest.fixture(scope="session")
+def cluster_store(cluster_settings: Settings) -> Iterator[FeatureStore]:
+    store = open_store(cluster_settings)
+    yield store
+    store.teardown()  # type: ignore[no-untyped-call]  # Feast leaves it unannotated
+
+
 @pytest.fixture
 def user_ids(unique: str) -> Callable[[int], list[str]]:
     """Factory: user ids no other test uses, so rows in the shared tables never collide."""

@@ -4,12 +4,17 @@ independent reference (tests/reference.py)."""
 from __future__ import annotations
 
 import base64
+import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ from stream.ops.prefix import IN_PREFIX, prefix_bounds
 from stream.producer import EventProducer
 from stream.settings import Settings
 from stream.synth.generator import GeneratedEvent, GeneratorConfig, generate
+from tests.containers import free_port
 from tests.reference import RefRow, rows_in_arrival_order
 
 # Starts a worker (`python -m stream worker`) with these settings, or the test's own.
@@ -248,3 +254,71 @@ def run_stream(
         timeout=timeout,
         check=False,
     )
+
+
+def post_json(url: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - loopback URL built by the test
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return json.loads(response.read() or b"null")
+
+
+@contextmanager
+def feature_server(settings: Settings) -> Iterator[str]:
+    """Feast's REST feature server (`python -m stream feast serve`) on a free loopback port
+    with these settings; yields its base URL once /health answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stream",
+            "feast",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            f"{port}",
+        ],
+        env={**os.environ, **settings.to_env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2):  # noqa: S310
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read().decode() if process.stdout else ""
+                    pytest.fail(f"feast serve did not come up:\n{output[-3000:]}")
+                time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def check_online_over_http(base: str, want: list[RefRow]) -> None:
+    """Every view's final row per user, read through the feature server, equals `want`'s."""
+    final: dict[tuple[str, str], RefRow] = {}
+    for row in want:
+        final[(row.view, row.user_id)] = row
+    for spec in VIEWS:
+        users = sorted(u for v, u in final if v == spec.name)
+        refs = [f"{spec.name}:{f.name}" for f in features_of(spec.name)]
+        body = post_json(
+            f"{base}/get-online-features", {"features": refs, "entities": {"user_id": users}}
+        )
+        names = body["metadata"]["feature_names"]
+        columns = dict(zip(names, (r["values"] for r in body["results"]), strict=True))
+        for i, user in enumerate(users):
+            for f in features_of(spec.name):
+                expected = final[(spec.name, user)].values[f.name]
+                got = columns[f.name][i]
+                assert same(got, expected), (spec.name, user, f.name, got, expected)

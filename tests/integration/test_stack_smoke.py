@@ -13,12 +13,12 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaProducer
 from psycopg import sql
 
 from devstack.probes import PROBES
+from stream.redis_client import OnlineRedis
 from stream.settings import Settings
 from tests.conftest import Stack
 
@@ -96,7 +96,7 @@ def test_postgres_copy_round_trip(pg_conn: psycopg.Connection[Any], pg_schema: s
     assert back == [(u, v, n.replace("\\t", "\t")) for u, v, n in rows]
 
 
-def test_redis_pipeline_round_trip(redis_client: redis.Redis, redis_prefix: str) -> None:
+def test_redis_pipeline_round_trip(redis_client: OnlineRedis, redis_prefix: str) -> None:
     pipe = redis_client.pipeline(transaction=False)
     for i in range(10_000):
         pipe.hset(f"{redis_prefix}{i}", mapping={"count": i, "name": f"user-{i}"})

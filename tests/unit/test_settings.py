@@ -52,6 +52,10 @@ def test_conninfo_quotes_awkward_passwords() -> None:
         ("kafka_bootstrap_servers", "localhost", "is not host:port"),
         ("postgres_dsn", "mysql://h/d", "postgresql://"),
         ("redis_url", "http://h:6379", "redis://"),
+        ("redis_url", "redis://h1:6379,:6380/0", "names no host"),
+        ("redis_url", "redis://h1:port/0", "is not a number"),
+        ("redis_url", "redis://h1:7000,h2:7001/2", "only database 0"),
+        ("stack_redis_cluster_port", "60000", "less than or equal"),
         ("postgres_sslmode", "sometimes", "Input should be"),
         ("stack_mode", "kubernetes", "Input should be"),
     ],
@@ -98,3 +102,42 @@ def test_plaintext_kafka_adds_nothing() -> None:
 def test_sasl_without_credentials_is_refused() -> None:
     with pytest.raises(ValidationError, match="AURORA_KAFKA_SASL_USERNAME"):
         Settings(kafka_security_protocol="SASL_SSL")
+
+
+def test_a_redis_url_naming_several_nodes_is_a_cluster() -> None:
+    redis = Settings(redis_url="rediss://reader:p%40ss@n1:7000,n2:7001,[::1]:7002").redis
+    assert redis.cluster and redis.ssl and (redis.username, redis.password) == ("reader", "p@ss")
+    assert redis.nodes == (("n1", 7000), ("n2", 7001), ("::1", 7002))
+    assert (redis.host, redis.port, redis.db) == ("n1", 7000, 0)
+    # One node is a cluster's only when said so (a configuration endpoint).
+    assert not Settings(redis_url="redis://n1:7000/0").redis.cluster
+    assert Settings(redis_url="redis://n1:7000/0", redis_cluster=True).redis.cluster
+    with pytest.raises(ValidationError, match="only database 0"):
+        Settings(redis_url="redis://n1:7000/3", redis_cluster=True)
+
+
+def test_the_local_clusters_settings_keep_everything_else() -> None:
+    base = Settings(redis_url="redis://:pw@127.0.0.1:16379/0", stack_redis_cluster_port=18000)
+    on_cluster = base.on_stack_redis_cluster()
+    assert on_cluster.redis.nodes == (
+        ("127.0.0.1", 18000),
+        ("127.0.0.1", 18001),
+        ("127.0.0.1", 18002),
+    )
+    assert on_cluster.redis.cluster and on_cluster.redis.password == "pw"
+    assert on_cluster.model_copy(update={"redis_url": base.redis_url}).postgres == base.postgres
+    # A child process given its variables sees the same cluster.
+    env = {k.removeprefix("AURORA_").lower(): v for k, v in on_cluster.to_env().items()}
+    assert Settings.model_validate(env).redis == on_cluster.redis
+
+
+def test_feast_reads_the_redis_the_settings_name() -> None:
+    from stream.featurestore.env import feast_environment
+
+    single = feast_environment(Settings(redis_url="rediss://u:pw@h:6380/2"))
+    assert single["AURORA_REDIS_TYPE"] == "redis"
+    assert single["AURORA_REDIS_CONNECTION_STRING"] == "h:6380,db=2,username=u,password=pw,ssl=true"
+    cluster = feast_environment(Settings(redis_url="redis://:pw@n1:7000,n2:7001/0"))
+    assert cluster["AURORA_REDIS_TYPE"] == "redis_cluster"
+    # No db: Feast hands the options to RedisCluster, which refuses one.
+    assert cluster["AURORA_REDIS_CONNECTION_STRING"] == "n1:7000,n2:7001,password=pw"

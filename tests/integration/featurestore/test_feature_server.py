@@ -1,14 +1,8 @@
-"""Feast's own REST feature server (`feast serve`) on loopback, against this repository."""
+"""Feast's own REST feature server (`feast serve`) on loopback, against this repository, on
+the single Redis and on the Redis Cluster."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,53 +11,16 @@ import pytest
 
 from stream.catalog import features_of
 from stream.settings import Settings
-from tests.containers import free_port
+from tests.integration.helpers import feature_server, post_json
 
 
-def _post(url: str, body: dict[str, Any]) -> Any:
-    request = urllib.request.Request(  # noqa: S310 - loopback URL built by the test
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        return json.loads(response.read() or b"null")
-
-
-@pytest.fixture(scope="module")
-def server(feast_settings: Settings) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stream",
-            "feast",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env={**os.environ, **feast_settings.to_env()},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2):  # noqa: S310
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    pytest.fail(f"feast serve did not come up:\n{output[-3000:]}")
-                time.sleep(0.5)
+@pytest.fixture(scope="module", params=["redis", "redis_cluster"])
+def server(request: pytest.FixtureRequest, feast_settings: Settings) -> Iterator[str]:
+    """The server on each online store: the single Redis, and the 3-master cluster."""
+    on_cluster = request.param == "redis_cluster"
+    settings = request.getfixturevalue("cluster_settings") if on_cluster else feast_settings
+    with feature_server(settings) as base:
         yield base
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
 
 
 def test_push_then_read_a_feature_service_with_request_data(
@@ -74,9 +31,9 @@ def test_push_then_read_a_feature_service_with_request_data(
     columns: dict[str, list[Any]] = {"user_id": [user], "event_timestamp": [now]}
     for i, spec in enumerate(features_of("user_activity_features")):
         columns[spec.name] = ["walking"] if spec.dtype == "string" else [i + 1]
-    _post(f"{server}/push", {"push_source_name": "user_activity_push", "df": columns})
+    post_json(f"{server}/push", {"push_source_name": "user_activity_push", "df": columns})
 
-    plain = _post(
+    plain = post_json(
         f"{server}/get-online-features",
         {"features": ["user_activity_features:avg_energy_7d"], "entities": {"user_id": [user]}},
     )
@@ -84,7 +41,7 @@ def test_push_then_read_a_feature_service_with_request_data(
     values = dict(zip(names, (r["values"][0] for r in plain["results"]), strict=True))
     assert values["avg_energy_7d"] == columns["avg_energy_7d"][0]
 
-    served = _post(
+    served = post_json(
         f"{server}/get-online-features",
         {
             "feature_service": "energy_prediction_v1",

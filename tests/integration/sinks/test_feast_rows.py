@@ -223,13 +223,25 @@ def _stored(client: Any, project: str, users: list[str], ts_key: bytes) -> list[
     return hashes
 
 
+@pytest.fixture(scope="module")
+def cluster_online_sink(cluster_store: FeatureStore) -> OnlineSink:
+    return OnlineSink(cluster_store)
+
+
+@pytest.mark.parametrize("store", ["redis", "redis_cluster"])
 @pytest.mark.parametrize("name", [v.name for v in VIEWS])
 def test_the_direct_redis_write_stores_what_feasts_write_stores(
-    online_sink: OnlineSink, user_ids: Callable[[int], list[str]], name: str
+    request: pytest.FixtureRequest, user_ids: Callable[[int], list[str]], name: str, store: str
 ) -> None:
+    """On one node and on the cluster, where the direct write goes through redis-py's cluster
+    pipeline (each node's keys in one round trip) and Feast's through its own."""
+    fixture = "cluster_online_sink" if store == "redis_cluster" else "online_sink"
+    online_sink: OnlineSink = request.getfixturevalue(fixture)
     fv = _registered(online_sink, name)
     direct = online_sink.direct_writer(fv)
     assert direct is not None, "the test stack's online store is Redis: the direct write applies"
+    cluster = online_sink.views.provider.repo_config.online_store.redis_type == "redis_cluster"
+    assert cluster == (store == "redis_cluster")
     (base,) = user_ids(1)
     # Out of order within a user, one instant twice with other values, a null row: what the
     # older-row guard must sort out the same way. Non-ASCII ids test the key's encoding.
@@ -279,9 +291,10 @@ def test_the_catalogs_redis_layout_is_feasts(
     online_sink: OnlineSink, feast_settings: Settings
 ) -> None:
     """What the writer process writes before Feast is loaded is what Feast itself lays out."""
-    assert plain_redis(feast_settings.feast_repo_path)
+    assert plain_redis(feast_settings.feast_repo_path, feast_settings.redis.cluster)
     quick = RedisOnlineSink(feast_settings)
     try:
+        quick.setup()
         assert online_sink.same_as(quick)
         config = online_sink.views.provider.repo_config
         for name in (v.name for v in VIEWS):

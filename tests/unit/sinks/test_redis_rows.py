@@ -94,15 +94,25 @@ def test_entity_keys_are_written_with_feasts_string_type() -> None:
 
 
 def test_only_the_repositorys_own_redis_is_written_without_feast(tmp_path: Path) -> None:
-    ours = (Path(__file__).parents[3] / "feature_repo" / "feature_store.yaml").read_text()
-    assert plain_redis(Path(__file__).parents[3] / "feature_repo")
-    for changed in (
+    repo = Path(__file__).parents[3] / "feature_repo"
+    ours = (repo / "feature_store.yaml").read_text()
+    # The repository's store follows the settings: one node or a cluster.
+    assert plain_redis(repo, cluster=False) and plain_redis(repo, cluster=True)
+    follows = "redis_type: ${AURORA_REDIS_TYPE}"
+    for changed, cluster in (
         # Another Redis than the settings' one: the sink without Feast would write elsewhere.
-        ours.replace('"${AURORA_REDIS_CONNECTION_STRING}"', '"redis.internal:6379"'),
-        ours.replace("type: redis", "type: redis\n  redis_type: redis_cluster"),
-        ours.replace("type: redis", "type: redis\n  key_ttl_seconds: 600"),
-        ours.replace("entity_key_serialization_version: 3", "entity_key_serialization_version: 2"),
+        (ours.replace('"${AURORA_REDIS_CONNECTION_STRING}"', '"redis.internal:6379"'), False),
+        # A store of the other kind than the settings': Feast reads where the sink does not write.
+        (ours.replace(follows, "redis_type: redis_cluster"), False),
+        (ours.replace(follows, "redis_type: redis"), True),
+        (ours.replace("type: redis", "type: redis\n  key_ttl_seconds: 600"), False),
+        (
+            ours.replace(
+                "entity_key_serialization_version: 3", "entity_key_serialization_version: 2"
+            ),
+            False,
+        ),
     ):
         assert changed != ours
         (tmp_path / "feature_store.yaml").write_text(changed)
-        assert not plain_redis(tmp_path)
+        assert not plain_redis(tmp_path, cluster=cluster)
