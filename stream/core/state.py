@@ -20,8 +20,8 @@ state. A week with a record gets a tombstone once it has wholly left the 30-day 
 `changes()` returns the records of what changed since it was last called; the worker keeps them
 in one Kafka record batch, so a state is restored as of one flush, never part old and part new.
 
-In memory, only the last day's tiles are decoded (`Tile`); older ones are frozen (`Frozen`), and
-the records are the same bytes whichever a tile is.
+In memory, only the newest two hours' tiles are decoded (`Tile`); older ones are frozen (`Frozen`),
+and the records are the same bytes whichever a tile is.
 """
 
 from __future__ import annotations
@@ -75,10 +75,12 @@ FORMULAS: Final[dict[str, tuple[tuple[str, Formula], ...]]] = {
 CHUNK_TILES: Final = 168
 LEGACY_DAY_TILES: Final = 24
 TILES_PER_DAY: Final = 24
-# Tiles this near the newest keep their partials decoded; older ones are frozen (`Frozen`):
-# the 24-hour window slides over decoded tiles, the 7- and 30-day windows decode the one tile
-# that leaves them.
-HOT_TILES: Final = 26
+# Tiles this near the newest keep their partials decoded; older ones are frozen (`Frozen`), and
+# each window decodes the one tile that leaves it. Two, not a day's 26: a decoded tile is ~8x its
+# fragment, and decoding the tile leaving the 24-hour window too cost no measurable rate
+# (docs/decisions/0021-compact-state.md). The newest hour and the one before it take the events
+# that arrive a little late without thawing.
+HOT_TILES: Final = 2
 
 
 def head_key(user_id: str, event_type: str) -> bytes:
@@ -176,7 +178,7 @@ class UserState:
 
     user_id: str
     event_type: EventType
-    # The tiles of the last day (and those a late event thawed), decoded; older ones are frozen.
+    # The tiles of the last two hours (and those a late event thawed), decoded; older are frozen.
     tiles: dict[int, Tile] = field(default_factory=dict)
     frozen: Frozen | None = None
     newest_us: int | None = None

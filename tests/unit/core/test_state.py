@@ -130,9 +130,10 @@ def test_state_is_bounded_to_the_longest_window() -> None:
     assert state.newest_us is not None
     assert len(state.order) <= 30
     assert state.order[0] >= tile_of(state.newest_us) - 30 * 24 + 1
-    state.changes()  # freezes the tiles older than a day (HOT_TILES hours)
-    assert len(state.tiles) == 2  # today's and yesterday's event
-    assert state.frozen is not None and list(state.frozen.indices) == list(state.order)[:-2]
+    state.changes()  # freezes the tiles more than HOT_TILES hours behind the newest
+    assert len(state.tiles) == 1  # the newest event's: yesterday's is frozen
+    assert HOT_TILES < 24
+    assert state.frozen is not None and list(state.frozen.indices) == list(state.order)[:-1]
 
 
 def test_idle_decay_to_zero_one_day_later() -> None:
