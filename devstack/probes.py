@@ -77,16 +77,21 @@ def probe_redis(settings: Settings) -> ProbeResult:
         client.close()
 
 
-def probe_redis_node(settings: Settings, port: int) -> ProbeResult:
-    """One node of the local stack's cluster, on loopback: does it answer at all."""
+def _cluster_node(settings: Settings, port: int) -> redis.Redis:
+    """A plain client on one node of the local stack's cluster, with short timeouts."""
     password = settings.redis.password
-    client = redis.Redis(
+    return redis.Redis(
         host="127.0.0.1",
         port=port,
         password=password or None,
         socket_connect_timeout=3,
         socket_timeout=3,
     )
+
+
+def probe_redis_node(settings: Settings, port: int) -> ProbeResult:
+    """One node of the local stack's cluster, on loopback: does it answer at all."""
+    client = _cluster_node(settings, port)
     try:
         client.ping()
         return ProbeResult(True, f"node {port}")
@@ -99,16 +104,9 @@ def probe_redis_node(settings: Settings, port: int) -> ProbeResult:
 def probe_redis_cluster(settings: Settings) -> ProbeResult:
     """The local stack's cluster: every node answers, says cluster_state:ok and sees every
     slot assigned to the three masters."""
-    password = settings.redis.password
     states = []
     for port in settings.stack_redis_cluster_ports:
-        client = redis.Redis(
-            host="127.0.0.1",
-            port=port,
-            password=password or None,
-            socket_connect_timeout=3,
-            socket_timeout=3,
-        )
+        client = _cluster_node(settings, port)
         try:
             info: dict[str, str] = client.cluster("INFO")  # type: ignore[assignment]  # not async
         except redis.RedisError as exc:

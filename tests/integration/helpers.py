@@ -140,10 +140,13 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _final_rows(want: list[RefRow]) -> dict[tuple[str, str], RefRow]:
+    """Each (view, user)'s last row of `want`: what the online store holds in the end."""
+    return {(row.view, row.user_id): row for row in want}
+
+
 def check_online(store: FeatureStore, want: list[RefRow]) -> None:
-    final: dict[tuple[str, str], RefRow] = {}
-    for row in want:
-        final[(row.view, row.user_id)] = row
+    final = _final_rows(want)
     for spec in VIEWS:
         users = sorted(u for v, u in final if v == spec.name)
         refs = [f"{spec.name}:{f.name}" for f in features_of(spec.name)]
@@ -306,9 +309,7 @@ def feature_server(settings: Settings) -> Iterator[str]:
 
 def check_online_over_http(base: str, want: list[RefRow]) -> None:
     """Every view's final row per user, read through the feature server, equals `want`'s."""
-    final: dict[tuple[str, str], RefRow] = {}
-    for row in want:
-        final[(row.view, row.user_id)] = row
+    final = _final_rows(want)
     for spec in VIEWS:
         users = sorted(u for v, u in final if v == spec.name)
         refs = [f"{spec.name}:{f.name}" for f in features_of(spec.name)]
