@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any, Final
@@ -144,6 +144,11 @@ def to_us(moment: datetime) -> int:
     """Microseconds since the epoch, exactly (no float rounding)."""
     delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> datetime:
+    """The UTC instant `us` microseconds after the epoch: `to_us`'s inverse, exactly."""
+    return EPOCH + timedelta(microseconds=us)
 
 
 def _real_instant(text: str) -> tuple[datetime, float]:

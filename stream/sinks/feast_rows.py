@@ -11,7 +11,7 @@ source's views once: a changed registry reaches a worker when it restarts.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
@@ -21,6 +21,7 @@ from feast.protos.feast.types.Value_pb2 import Value
 from feast.value_type import ValueType
 
 from stream.catalog import features_of
+from stream.core.events import from_us
 from stream.core.records import Row
 from stream.errors import PushSourceError
 from stream.sinks.feast_adapter import provider, push_source_views
@@ -60,16 +61,12 @@ _ARROW: Final[dict[ValueType, pa.DataType]] = {
 }
 
 
-def row_time(row_us: int) -> datetime:
-    return datetime.fromtimestamp(row_us // 1_000_000, UTC).replace(microsecond=row_us % 1_000_000)
-
-
 def frame(view_name: str, rows: Sequence[Row]) -> pd.DataFrame:
     """Rows of one view as the DataFrame `store.push` takes: entity, timestamp, every field."""
     names = [f.name for f in features_of(view_name)]
     columns: dict[str, list[Any]] = {
         "user_id": [row.user_id for row in rows],
-        "event_timestamp": [row_time(row.row_us) for row in rows],
+        "event_timestamp": [from_us(row.row_us) for row in rows],
     }
     for name in names:
         columns[name] = [row.values[name] for row in rows]
@@ -99,7 +96,7 @@ def online_rows(fv: FeatureView, rows: Sequence[Row]) -> list[OnlineRow]:
         (
             EntityKey(join_keys=keys, entity_values=[Value(string_val=row.user_id)]),
             {name: make(row.values[name]) for name, make in makers},
-            row_time(row.row_us),
+            from_us(row.row_us),
             None,
         )
         for row in rows

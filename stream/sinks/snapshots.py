@@ -12,7 +12,6 @@ process holds ~140 MiB less without them (docs/decisions/0021-compact-state.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from stream.catalog import VIEWS, features_of, view
-from stream.core.events import EPOCH
+from stream.core.events import from_us
 from stream.core.records import Row
 from stream.errors import PushSourceError
 from stream.settings import Settings
@@ -97,7 +96,7 @@ def copy_or_merge(
 
 def delete_range(conn: psycopg.Connection[Any], replace: Replace) -> None:
     """Delete, per view, these users' rows whose time is in the range (replay's rerun)."""
-    start, end = moment(replace.start_us), moment(replace.end_us)
+    start, end = from_us(replace.start_us), from_us(replace.end_us)
     try:
         with conn.transaction():
             for view_name, users in replace.users.items():
@@ -111,10 +110,6 @@ def delete_range(conn: psycopg.Connection[Any], replace: Replace) -> None:
     except psycopg.OperationalError:
         conn.close()  # unusable after a server restart: the retry opens a new one
         raise
-
-
-def moment(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
 
 
 def plain_postgres(repo: Path) -> bool:
@@ -183,23 +178,22 @@ class SnapshotSink:
 
     def write_view(self, view_name: str, rows: Sequence[Row]) -> None:
         columns = self.columns[view_name]
-        features = [c for c in columns if c not in KEY_COLUMNS]
         listed = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-        # In the table's column order: the keys where the table has them, then each feature.
-        where = {c: i for i, c in enumerate(columns)}
-        width = len(columns)
+        # Each value's place in the table's column order, found once per write, not per row.
+        user_at, time_at = columns.index("user_id"), columns.index("event_timestamp")
+        features = [(i, c) for i, c in enumerate(columns) if c not in KEY_COLUMNS]
 
         def feed(cur: psycopg.Cursor[Any], into: sql.Composable) -> None:
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(into, listed)) as out:
-                line: list[Any] = [None] * width
+                line: list[Any] = [None] * len(columns)
                 for row in rows:
-                    line[where["user_id"]] = row.user_id
-                    line[where["event_timestamp"]] = moment(row.row_us)
+                    line[user_at] = row.user_id
+                    line[time_at] = from_us(row.row_us)
                     values = row.values
-                    for name in features:
+                    for at, name in features:
                         value = values[name]
                         # NaN is null, as in the Arrow table Feast makes of a DataFrame.
-                        line[where[name]] = None if value != value else value
+                        line[at] = None if value != value else value
                     out.write_row(line)
 
         copy_or_merge(self._connection(), sql.Identifier(view(view_name).table), columns, feed)

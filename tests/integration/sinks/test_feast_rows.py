@@ -25,13 +25,14 @@ from feast.utils import make_tzaware
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from stream.catalog import EVENT_TYPES, VIEWS, features_of, view
+from stream.core.events import from_us
 from stream.core.ingest import Ingestor
 from stream.core.records import Message, Row
 from stream.errors import PushSourceError
 from stream.settings import Settings
 from stream.sinks import offline_store
 from stream.sinks.base import Flush, by_view, latest_per_user
-from stream.sinks.feast_rows import frame, offline_table, online_rows, row_time
+from stream.sinks.feast_rows import frame, offline_table, online_rows
 from stream.sinks.offline import OfflineSink
 from stream.sinks.online import OnlineSink
 from stream.sinks.redis_rows import RedisOnlineSink, RedisRows, plain_redis
@@ -158,7 +159,7 @@ def test_pushed_rows_read_back_online_and_offline(
         )
         stored = cur.fetchall()
     pg_conn.rollback()
-    assert [r[0] for r in stored] == [row_time(r.row_us) for r in rows]
+    assert [r[0] for r in stored] == [from_us(r.row_us) for r in rows]
     assert dict(zip(fields, stored[0][1:], strict=True)) == generated.values
     assert all(v is None for r in stored[1:] for v in r[1:])
 

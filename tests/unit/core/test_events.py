@@ -532,3 +532,14 @@ def test_an_event_the_native_check_refuses_is_refused_with_its_field() -> None:
     with pytest.raises(EventValidationError) as caught:
         validate(event)
     assert (caught.value.field, caught.value.rule) == ("payload.mood", "maximum")
+
+
+@pytest.mark.parametrize(
+    "us", [0, 1, 999_999, 1_000_000, 1_764_000_000_123_456, -1, -1_000_001, 253_402_300_799_999_999]
+)
+def test_from_us_is_the_exact_inverse_of_to_us(us: int) -> None:
+    moment = events.from_us(us)
+    assert moment.tzinfo is UTC
+    assert events.to_us(moment) == us
+    seconds, micros = divmod(us, 1_000_000)
+    assert moment == datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
