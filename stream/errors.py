@@ -8,6 +8,7 @@ AuroraError                     anything this package raises on purpose
 ├── DeliveryError               the broker did not take some produced events
 ├── TopicCreationError          the broker refused to create a topic
 ├── MigrationError              the migration history disagrees with the files, or one failed
+├── PartitionError              a partition that cannot be made or dropped, or a retention refused
 ├── ReplayError                 a bad range, an unreadable source, an unreachable store
 └── SinkError                   a write that cannot be made
     ├── PushSourceError         a push source the registry lacks, or rows its views cannot take
@@ -105,6 +106,11 @@ class TopicCreationError(AuroraError):
 
 class MigrationError(AuroraError):
     """The database's migration history disagrees with the files, or a migration failed."""
+
+
+class PartitionError(AuroraError):
+    """A partition cannot be made or dropped (a privilege, a table not yet partitioned), or a
+    retention would drop what a replay still needs."""
 
 
 class ReplayError(AuroraError):

@@ -143,6 +143,18 @@ class Settings(BaseSettings):
     # Faust's web server (metrics, health); 0 turns it off.
     worker_web_port: int = 0
 
+    # History in Postgres: the archive and the snapshot tables have a partition a day, made this
+    # many days ahead (stream/ops/partitions.py). Days older than a retention are dropped whole;
+    # unset keeps everything. The archive keeps at least the longest window and a day, which a
+    # replay reads before its range, unless archive_retention_force says to drop them anyway.
+    archive_retention_days: int | None = Field(default=None, ge=1)
+    snapshot_retention_days: int | None = Field(default=None, ge=1)
+    archive_retention_force: bool = False
+    partition_days_ahead: int = Field(default=7, ge=1)
+    # How often the worker's writer process makes the days ahead and drops expired ones; 0: never
+    # (then run `python -m stream partitions` on a schedule, as the tables' owner).
+    worker_partition_every_s: float = Field(default=3600.0, ge=0.0)
+
     # Where the local stack keeps jars, data, pid files and logs (git-ignored).
     stack_dir: Path = Path(".stack")
     # auto: Docker Compose when a Docker engine answers, the local stack otherwise.

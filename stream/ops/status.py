@@ -2,7 +2,9 @@
 
 Per feature view: rows online (Redis hashes of this Feast project holding the view), rows
 offline (its snapshot table), the newest event time online, and freshness (now minus that).
-Per event topic: the worker group's lag. The dead-letter topic's size. The exit code is 1 when
+Per event topic: the worker group's lag. The dead-letter topic's size. Per Postgres table: its
+oldest and newest day partition, its size, and rows waiting in its DEFAULT partition (which a
+`python -m stream partitions` moves into their days). The exit code is 1 when
 a view's freshness exceeds its TTL (or it has nothing online): a feature older than its TTL is
 one Feast no longer serves.
 """
@@ -15,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream.catalog import EVENT_TYPES, VIEWS
+from stream.ops.partitions import Storage
 from stream.settings import Settings
 
 SCAN_BATCH = 1_000
@@ -42,6 +45,7 @@ class Status:
     views: list[ViewStatus]
     lag: dict[str, int]  # topic -> messages not yet committed by the worker group
     dead_letters: int
+    storage: list[Storage]
 
     @property
     def healthy(self) -> bool:
@@ -118,6 +122,13 @@ def offline(settings: Settings) -> dict[str, int]:
     return counts
 
 
+def tables(settings: Settings) -> list[Storage]:
+    from stream.ops.partitions import TABLES, connect, storage
+
+    with connect(settings) as conn:
+        return [storage(conn, table) for table in TABLES]
+
+
 def kafka(settings: Settings) -> tuple[dict[str, int], int]:
     """(lag per event topic for the worker group, messages in the dead-letter topic)."""
     from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -156,7 +167,7 @@ def gather(settings: Settings) -> Status:
     off = offline(settings)
     lag, dead = kafka(settings)
     views = [ViewStatus(v.name, v.ttl, on[v.name][0], off[v.name], on[v.name][1]) for v in VIEWS]
-    return Status(datetime.now(UTC), views, lag, dead)
+    return Status(datetime.now(UTC), views, lag, dead, tables(settings))
 
 
 def _age(age: timedelta | None) -> str:
@@ -190,9 +201,34 @@ def render(status: Status) -> str:
         )
     lines += ["", f"{'topic':<30} {'lag':>10}"]
     lines += [f"{topic:<30} {n:>10,}" for topic, n in status.lag.items()]
-    lines += ["", f"dead letters: {status.dead_letters:,}"]
+    lines += ["", f"dead letters: {status.dead_letters:,}", ""]
+    lines += storage_lines(status.storage)
+    lines.append("")
     lines.append("healthy" if status.healthy else "NOT healthy: a view is older than its TTL")
     return "\n".join(lines)
+
+
+def storage_lines(found: list[Storage]) -> list[str]:
+    lines = [f"{'table':<24} {'days':>5} {'oldest':>10} {'newest':>10} {'size':>10}  in default"]
+    for t in found:
+        # An open start is the rows from before the tables were partitioned, in one partition.
+        oldest = "-" if not t.partitions else "open" if t.oldest is None else f"{t.oldest:%Y-%m-%d}"
+        # A partition's end is the midnight after its last day.
+        newest = "-" if t.newest is None else f"{t.newest - timedelta(days=1):%Y-%m-%d}"
+        lines.append(
+            f"{t.table:<24} {t.partitions:>5} {oldest:>10} {newest:>10} "
+            f"{_bytes(t.size_bytes):>10}  {t.default_rows:,}"
+        )
+    return lines
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} TB"
 
 
 def main(settings: Settings) -> int:

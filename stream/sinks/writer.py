@@ -156,11 +156,14 @@ class OpenSinks:
 
     def _open(self, settings: Settings, names: list[str], quick: bool, snapshots: bool) -> None:
         from stream.featurestore import agreement
+        from stream.ops import partitions
         from stream.sinks.archive import ArchiveSink
         from stream.sinks.snapshots import SnapshotSink
 
         try:
             if "archive" in names:
+                # The worker's writer (replay's has no archive sink) keeps the days ahead made.
+                partitions.keep_up(settings)
                 archive = ArchiveSink(settings.postgres_conninfo(), settings.postgres_schema)
                 with_retry(archive.setup, "archive set-up")
                 self.ready["archive"] = archive
