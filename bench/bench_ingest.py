@@ -34,6 +34,7 @@ from bench.common import (
     write_result,
 )
 from stream.catalog import EVENT_TYPES, view
+from stream.core.events import parse_timestamp
 from stream.core.ingest import Ingestor
 from stream.core.records import Message
 from stream.featurestore.env import open_store
@@ -141,10 +142,15 @@ def run(
     own_schema: bool = True,
     workers: int = 1,
     redis_cluster: bool = False,
+    schema: str | None = None,
 ) -> dict[str, Any]:
     """`naive_sample` 0 leaves the naive push out; `redis_cluster` puts the online store on the
-    local stack's 3-master cluster (started if it is not running)."""
-    settings, prefix = fresh_settings(own_schema)
+    local stack's 3-master cluster (started if it is not running); `schema` writes into that
+    existing Postgres schema and keeps it (bench.bench_growth's long history)."""
+    if schema is None:
+        settings, prefix = fresh_settings(own_schema)
+    else:
+        settings, prefix = fresh_settings(False, postgres_schema=schema)
     if redis_cluster:
         from devstack.redis_cluster import RedisClusterStack
 
@@ -166,7 +172,9 @@ def run(
     ceiling_s = asyncio.run(consume_only(settings, len(events)))
 
     print("worker ..." if workers == 1 else f"worker, {workers} processes ...", flush=True)
-    archived = ArchiveProgress(settings, prefix, distinct_valid)  # before the worker writes
+    # The oldest event time bounds the exact count to the run's days of a long history.
+    since = min(parse_timestamp(g.event["event_timestamp"]) for g in events if g.event and g.valid)
+    archived = ArchiveProgress(settings, prefix, distinct_valid, since)  # before the worker writes
     began = time.monotonic()
     worker = start_worker(settings.model_copy(update={"worker_processes": workers}), "ingest")
     peak_rss = 0.0
@@ -193,7 +201,7 @@ def run(
     if naive_sample:
         print(f"naive per-event push on a sample of {naive_sample} ...", flush=True)
         naive_result = naive(settings, naive_sample)
-    delete_run_leftovers(settings)
+    delete_run_leftovers(settings, keep_schema=schema is not None)
 
     ingest_rate = len(events) / worker_s
     ceiling_rate = len(events) / ceiling_s
@@ -204,7 +212,7 @@ def run(
             "distinct_valid": distinct_valid,
             "rows": rows,
             "naive_sample": naive_sample,
-            "postgres_schema": "own" if own_schema else settings.postgres_schema,
+            "postgres_schema": schema or ("own" if own_schema else settings.postgres_schema),
             "workers": workers,
             "online_store": "redis_cluster (3 masters)" if redis_cluster else "redis",
         },

@@ -103,6 +103,21 @@ def memory(ax: Axes, report: dict[str, Any]) -> None:
     ax.legend(fontsize=7)
 
 
+def growth(report: dict[str, Any], path: Path) -> Path:
+    """bench.bench_growth: events/s and Postgres CPU per event, empty tables beside full."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
+    labels = ["empty tables", f"{report['history']['archive_rows'] / 1e6:,.0f}M-row history"]
+    rate, cpu = report["steady_events_per_s"], report["postgres_us_per_event"]
+    _bars(left, labels, [rate["empty"], rate["full"]], "Worker, steady", "events/s")
+    _bars(right, labels, [cpu["empty"], cpu["full"]], "Postgres CPU per event", "us")
+    fig.suptitle("Ingest beside a long history (bench.bench_growth)", fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 PANELS = {
     "ingest": ingest,
     "freshness": freshness,

@@ -159,12 +159,58 @@ def table(reports: dict[str, dict[str, Any]], title: str, chart: str) -> str:
 
 def update_readme(text: str, kind: str, path: Path = README) -> None:
     """Replace the `kind` run's table ("full" or "quick"): a quick run never hides a full one."""
-    begin, end = f"<!-- bench:latest-{kind}:begin -->", f"<!-- bench:latest-{kind}:end -->"
+    update_block(text, f"latest-{kind}", f"Latest {kind} run", path)
+
+
+def update_block(text: str, name: str, heading: str, path: Path = README) -> None:
+    """Replace the text between the README's markers `name`, or add it under `heading`."""
+    begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
     readme = path.read_text()
     block = f"{begin}\n{text}\n{end}"
     if begin in readme:
         pattern = re.escape(begin) + ".*?" + re.escape(end)
         readme = re.sub(pattern, lambda _: block, readme, flags=re.S)
     else:
-        readme = readme.rstrip("\n") + f"\n\n## Latest {kind} run\n\n{block}\n"
+        readme = readme.rstrip("\n") + f"\n\n## {heading}\n\n{block}\n"
     path.write_text(readme)
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:,.0f} MB" if n < 2**30 else f"{n / 2**30:,.1f} GB"
+
+
+def growth_table(r: dict[str, Any], chart: str) -> str:
+    """bench.bench_growth's result: ingest beside a long history and beside empty tables."""
+    p, h, x, met = r["parameters"], r["history"], r["ratios"], r["targets"]["met"]
+    rate, cpu, i, d = (
+        r["steady_events_per_s"],
+        r["postgres_us_per_event"],
+        r["indexes"],
+        r["drop_day"],
+    )
+    when = r.get("machine", {}).get("when", "")
+    return "\n".join(
+        [
+            f"`python -m bench.bench_growth --rows {p['history_rows_each']} --days "
+            f"{p['history_days']} --events {p['events']} --rounds {p['rounds']}`, {when}: the "
+            f"history held {h['archive_rows']:,} archived events and {h['snapshot_rows']:,} "
+            f"snapshot rows over {p['history_days']} days; each case ingested {p['events']:,} "
+            f"events of the last {3} days, best of {p['rounds']} alternating rounds. "
+            f"Chart: [`{chart}`]({chart}).",
+            "",
+            "| figure | empty tables | full history | ratio | target | met |",
+            "|---|---|---|---|---|---|",
+            f"| worker events/s, steady | {_n(rate['empty'])} | {_n(rate['full'])} | "
+            f"{x['events_per_s']} | >= {r['targets']['rate_ratio_min']} | "
+            f"{_met(met['events_per_s'])} |",
+            f"| Postgres CPU per event | {_n(cpu['empty'])} us | {_n(cpu['full'])} us | "
+            f"{x['postgres_cpu_per_event']} | <= {r['targets']['cpu_ratio_max']} | "
+            f"{_met(met['postgres_cpu_per_event'])} |",
+            f"| indexes | - | {_mb(i['all_bytes'])} in all; the days written: "
+            f"{_mb(i['written_bytes'])}, {_mb(i['written_cached_bytes'])} of it in shared "
+            f"buffers ({_mb(i['shared_buffers_bytes'])}) | - | - | - |",
+            f"| drop a day ({d['day']}, {d['rows']:,} rows in 6 tables) | - | {d['seconds']} s; "
+            f"dead tuples {d['dead_tuples_before']:,} before, {d['dead_tuples_after']:,} after | "
+            f"- | < {r['targets']['drop_s_max']:g} s, none left | {_met(met['drop_day'])} |",
+        ]
+    )

@@ -1,7 +1,7 @@
 -- The archive and the five snapshot tables, partitioned by event time (a partition a day, made
 -- ahead by stream/ops/partitions.py), so that the rows being written go into small indexes
 -- that stay in memory however long the history grows, and old days go whole: a DROP, no
--- DELETE, no VACUUM (docs/decisions/0024-partitions-by-day.md).
+-- DELETE, no VACUUM (docs/decisions/0026-partitions-by-day.md).
 --
 -- Each table keeps its name, columns and grants; its rows stay where they are: the old table
 -- becomes the partition of every time up to the day after its newest row (a scan to check the
@@ -12,7 +12,7 @@
 -- The keys include the event time, as a partitioned table's unique keys must: raw_events'
 -- becomes (event_id, event_timestamp). A redelivered event carries its own timestamp, so a
 -- retried write still adds nothing. On a large live archive the attach reads the whole table
--- once under an exclusive lock: see docs/operations.md, "Partitions", for doing it in a quiet
+-- once under an exclusive lock: see docs/operations.md, "History in Postgres", for doing it in a quiet
 -- hour or moving the rows in batches instead.
 DO $$
 DECLARE
@@ -54,8 +54,9 @@ BEGIN
             'WITH ahead AS (DELETE FROM %I WHERE event_timestamp >= %L RETURNING *) '
             'INSERT INTO %I SELECT * FROM ahead', old, bound, t);
         IF t = 'raw_events' THEN
-            -- The partitioned key, built before the old one goes, so that the attach finds it.
-            CREATE UNIQUE INDEX raw_events_unpartitioned_key
+            -- The partitioned key, built before the old one goes, so that the attach finds it
+            -- (or built beforehand, CONCURRENTLY: docs/operations.md, "History in Postgres").
+            CREATE UNIQUE INDEX IF NOT EXISTS raw_events_unpartitioned_key
                 ON raw_events_unpartitioned (event_id, event_timestamp);
             ALTER TABLE raw_events_unpartitioned DROP CONSTRAINT raw_events_unpartitioned_pkey;
         END IF;
