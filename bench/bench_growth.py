@@ -412,25 +412,31 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=500_000, help="ingested per run")
     parser.add_argument("--rounds", type=int, default=2, help="each case measured")
     parser.add_argument("--fill-only", action="store_true", help="fill the history and stop")
+    parser.add_argument(
+        "--from-results", action="store_true", help="run nothing: redraw the table and chart"
+    )
     parser.add_argument("--name", default="growth")
     args = parser.parse_args()
     if args.fill_only:
         print(fill(args.rows, args.days))
         return 0
-    report = run(args.rows, args.days, args.events, args.rounds)
-    written = json.loads(write_result(args.name, report).read_text())
+    if args.from_results:
+        written = json.loads((RESULTS / f"{args.name}.json").read_text())
+    else:
+        report = run(args.rows, args.days, args.events, args.rounds)
+        written = json.loads(write_result(args.name, report).read_text())
     chart = charts.growth(written, RESULTS / f"{args.name}.png")
     update_block(
         growth_table(written, f"results/{chart.name}"), args.name, "Latest growth benchmark"
     )
-    r, x, d = report["steady_events_per_s"], report["ratios"], report["drop_day"]
+    r, x, d = written["steady_events_per_s"], written["ratios"], written["drop_day"]
     print(
         f"\nsteady ev/s: empty {r['empty']:,.0f}, full {r['full']:,.0f} ({x['events_per_s']}x); "
-        f"Postgres us/event: {report['postgres_us_per_event']} ({x['postgres_cpu_per_event']}x)"
+        f"Postgres us/event: {written['postgres_us_per_event']} ({x['postgres_cpu_per_event']}x)"
     )
-    print(f"indexes: {report['indexes']}")
+    print(f"indexes: {written['indexes']}")
     print(f"drop a day: {d}")
-    print(f"targets met: {report['targets']['met']}")
+    print(f"targets met: {written['targets']['met']}")
     return 0
 
 

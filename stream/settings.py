@@ -200,6 +200,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _archive_outlives_the_windows(self) -> Settings:
+        from stream.catalog import LONGEST_WINDOW
+
+        keep, need = self.archive_retention_days, LONGEST_WINDOW.days + 1
+        if keep is not None and keep < need and not self.archive_retention_force:
+            raise ValueError(
+                f"AURORA_ARCHIVE_RETENTION_DAYS={keep} would drop archived events the "
+                f"{LONGEST_WINDOW.days}-day windows of a replay still read: keep at least {need} "
+                "days, or set AURORA_ARCHIVE_RETENTION_FORCE=true to drop them anyway"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _sasl_has_credentials(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL_") and not (
             self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()

@@ -22,7 +22,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
-from stream.catalog import LONGEST_WINDOW, VIEWS
+from stream.catalog import VIEWS
 from stream.errors import PartitionError
 from stream.ops.partition_plan import DAY, Partition, Plan, midnight, parse_bound, partition_name
 from stream.ops.partition_plan import plan as plan_for
@@ -162,23 +162,10 @@ def drop(conn: psycopg.Connection[Any], table: str, partition: Partition) -> Non
         conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.name)))
 
 
-def check_retention(settings: Settings) -> None:
-    """Refuse an archive retention shorter than a replay's longest window needs, unless forced."""
-    keep = settings.archive_retention_days
-    need = LONGEST_WINDOW.days + 1
-    if keep is not None and keep < need and not settings.archive_retention_force:
-        raise PartitionError(
-            f"AURORA_ARCHIVE_RETENTION_DAYS={keep} would drop archived events the "
-            f"{LONGEST_WINDOW.days}-day windows of a replay still read: keep at least {need} "
-            "days, or set AURORA_ARCHIVE_RETENTION_FORCE=true to drop them anyway"
-        )
-
-
 def maintain(
     settings: Settings, now: datetime | None = None, dry_run: bool = False
 ) -> dict[str, Plan]:
     """Make, fill and drop what each table's plan says; return the plans (done unless dry)."""
-    check_retention(settings)
     now = now or datetime.now(UTC)
     plans: dict[str, Plan] = {}
     try:

@@ -141,3 +141,13 @@ def test_feast_reads_the_redis_the_settings_name() -> None:
     assert cluster["AURORA_REDIS_TYPE"] == "redis_cluster"
     # No db: Feast hands the options to RedisCluster, which refuses one.
     assert cluster["AURORA_REDIS_CONNECTION_STRING"] == "n1:7000,n2:7001,password=pw"
+
+
+def test_an_archive_retention_shorter_than_a_replay_reads_is_refused_unless_forced() -> None:
+    with pytest.raises(ValueError, match="keep at least 31 days"):
+        Settings(archive_retention_days=30)
+    assert Settings(archive_retention_days=31).archive_retention_days == 31
+    assert (
+        Settings(archive_retention_days=7, archive_retention_force=True).archive_retention_days == 7
+    )
+    assert Settings(snapshot_retention_days=1).snapshot_retention_days == 1

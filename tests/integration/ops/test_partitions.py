@@ -13,7 +13,6 @@ import pytest
 from psycopg import sql
 
 from stream.core.records import ArchiveRow
-from stream.errors import PartitionError
 from stream.ops.migrate import load_migrations, migrate
 from stream.ops.partitions import TABLES, connect, maintain, partitions_of, storage
 from stream.settings import Settings
@@ -166,8 +165,8 @@ def test_retention_drops_whole_days_and_leaves_no_dead_tuples(
     assert _count(pg_conn, pg_schema, "raw_events_default") == 0
     dead_before = _dead_tuples(pg_conn, pg_schema)
 
-    with pytest.raises(PartitionError, match="AURORA_ARCHIVE_RETENTION_FORCE"):
-        maintain(_in(here, pg_schema, archive_retention_days=7))
+    with pytest.raises(ValueError, match="AURORA_ARCHIVE_RETENTION_FORCE"):
+        Settings(postgres_schema=pg_schema, archive_retention_days=7)
     plans = maintain(_in(here, pg_schema, archive_retention_days=32, snapshot_retention_days=14))
     assert len(plans["raw_events"].drop) == 10
     assert [p.name for p in plans["social_features"].drop] == [

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from stream.catalog import VIEWS
+from stream.ops.partitions import TABLES
 from stream.settings import Settings
 from tests.integration.helpers import (
     Worker,
@@ -45,6 +46,10 @@ def test_status_is_healthy_after_a_run_and_not_without_data(
     for event_type in ("activity", "sleep", "exercise", "social", "sync"):
         assert any(line.startswith(stream_settings.topic_for(event_type)) for line in lines)
     assert "dead letters:" in result.stdout and lines[-2] == "healthy"
+    # Each Postgres table's days: today and the days ahead, which the worker made as it started.
+    tables = {w[0]: w for w in (line.split() for line in lines) if w and w[0] in TABLES}
+    assert set(tables) == set(TABLES)
+    assert all(int(t[1]) >= 1 + stream_settings.partition_days_ahead for t in tables.values())
 
     # A project nothing was pushed to: every view is "nothing online", and the check fails.
     empty = stream_settings.model_copy(update={"feast_project": f"{unique}_empty"})
