@@ -25,24 +25,36 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import threading
 import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from bench import bench_ingest, charts
-from bench.common import RESULTS, create_schema, drop_schema, fresh_settings, write_result
+from bench.common import (
+    CLOCK_TICK,
+    RESULTS,
+    create_schema,
+    drop_schema,
+    fresh_settings,
+    write_result,
+)
 from bench.report import growth_table, update_block
 from stream.catalog import VIEWS, features_of
 from stream.ops import partitions
 from stream.ops.partition_plan import midnight, partition_name
 from stream.settings import Settings, get_settings
+from stream.sinks.archive import ArchiveSink
 
 HISTORY = "bench_history"
+DAY_SCHEMA = "bench_day"
 TARGET_RATE_RATIO = 0.85  # full over empty events/s, at least
 TARGET_CPU_RATIO = 1.15  # full over empty Postgres CPU per event, at most
 TARGET_DROP_S = 1.0
@@ -327,6 +339,91 @@ def drop_oldest_day(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _backend_cpu_s(pid: int) -> float:
+    """CPU seconds of one Postgres backend (same machine, as the local stack runs)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+
+
+def _batch(day: date, n: int, seq: int) -> list[tuple[Any, ...]]:
+    """`n` archive rows of `day`, in random key order as the worker writes them."""
+    rows = []
+    for i in range(n):
+        event_id = str(uuid.uuid4())
+        user = f"d{(seq * n + i) * 7919 % USERS}"
+        # Times in random order within the day, as many users' events arrive; not a secret.
+        at = midnight(day) + timedelta(microseconds=random.randrange(86_400_000_000))  # noqa: S311
+        event = (
+            f'{{"event_id":"{event_id}","user_id":"{user}","event_type":"activity",'
+            f'"timestamp":"{at.isoformat()}","payload":{{"activity_type":"walking",'
+            f'"duration_minutes":{i % 90},"energy_level":{1 + i % 10},"mood":{1 + i % 7},'
+            f'"steps":{i % 20000}}}}}'
+        )
+        rows.append((event_id, user, "activity", at, event, "aurora.activity", i % 4, i, False))
+    return rows
+
+
+def day_size(rows: int, batches: int, batch: int = 10_000) -> dict[str, Any]:
+    """The archive's COPY into a day partition already holding `rows` (a 1M-user app's day at
+    50M) beside the same into an empty day, batches alternating: the cost the interval decides.
+    """
+    settings = _settings(DAY_SCHEMA)
+    drop_schema(settings)
+    create_schema(settings)
+    full, empty = date(2030, 1, 1), date(2030, 1, 2)
+    try:
+        with _connect(settings) as conn:
+            began = time.monotonic()
+            _fill_day(
+                conn,
+                "raw_events",
+                full,
+                _archive_rows(partition_name("raw_events", full), full, rows),
+            )
+            filled_s = time.monotonic() - began
+            partitions.create_day(conn, "raw_events", empty, None, False)
+            conn.commit()
+            size = conn.execute(
+                "SELECT pg_indexes_size(to_regclass(%s))", (partition_name("raw_events", full),)
+            ).fetchone()
+        spent: dict[str, list[tuple[float, float]]] = {"empty": [], "full": []}
+        with partitions.connect(settings) as conn:  # synchronous commits, as the worker's
+            (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone() or (0,)
+            columns = ", ".join(ArchiveSink.COLUMNS)
+            for n in range(batches):
+                for case, day in (("empty", empty), ("full", full)):
+                    lines = _batch(day, batch, n)
+                    cpu, wall = _backend_cpu_s(pid), time.monotonic()
+                    with (
+                        conn.cursor() as cur,
+                        cur.copy(f"COPY raw_events ({columns}) FROM STDIN") as copy,
+                    ):
+                        for line in lines:
+                            copy.write_row(line)
+                    conn.commit()
+                    spent[case].append((_backend_cpu_s(pid) - cpu, time.monotonic() - wall))
+    finally:
+        drop_schema(settings)
+    # The first fifth warms the caches on both sides; it is left out.
+    skip = batches // 5
+
+    def per_row(case: str, at: int) -> float:
+        kept = spent[case][skip:]
+        return round(sum(s[at] for s in kept) / (len(kept) * batch) * 1e6, 2)
+
+    cpu_us = {c: per_row(c, 0) for c in spent}
+    return {
+        "rows_in_full_day": rows,
+        "full_day_index_bytes": int(size[0]) if size else 0,
+        "fill_s": round(filled_s, 1),
+        "batches": batches,
+        "batch_rows": batch,
+        "cpu_us_per_row": cpu_us,
+        "wall_us_per_row": {c: per_row(c, 1) for c in spent},
+        "cpu_ratio": round(cpu_us["full"] / cpu_us["empty"], 3),
+    }
+
+
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
     worker = report["worker"]
     cpu = worker["cpu"]
@@ -413,12 +510,25 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="each case measured")
     parser.add_argument("--fill-only", action="store_true", help="fill the history and stop")
     parser.add_argument(
+        "--day-rows",
+        type=int,
+        default=0,
+        help="instead: the archive's COPY into a day already holding this many rows (50M: a 1M-"
+        "user app's day) beside an empty day; result <name>-day.json",
+    )
+    parser.add_argument("--day-batches", type=int, default=100, help="10,000-row COPYs per side")
+    parser.add_argument(
         "--from-results", action="store_true", help="run nothing: redraw the table and chart"
     )
     parser.add_argument("--name", default="growth")
     args = parser.parse_args()
     if args.fill_only:
         print(fill(args.rows, args.days))
+        return 0
+    if args.day_rows:
+        day = day_size(args.day_rows, args.day_batches)
+        write_result(f"{args.name}-day", day)
+        print(day)
         return 0
     if args.from_results:
         written = json.loads((RESULTS / f"{args.name}.json").read_text())
