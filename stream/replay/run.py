@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import IO
 
 from stream.catalog import VIEWS
@@ -33,7 +34,8 @@ from stream.core.events import to_us
 from stream.core.ingest import Ingestor
 from stream.core.records import Row
 from stream.replay.checkpoint import Checkpoint
-from stream.replay.progress import Progress
+from stream.replay.progress import Meter, Progress
+from stream.replay.shard import Shard
 from stream.replay.sources import Chunk, SourceStats
 from stream.replay.span import ReplayRange
 from stream.settings import Settings
@@ -129,14 +131,22 @@ def replay(
     fresh: bool = False,
     progress_out: IO[str] = sys.stderr,
     stop_after_chunks: int | None = None,
+    shard: Shard | None = None,
+    meter: Callable[[int | None], Meter] | None = None,
 ) -> ReplayReport:
-    """Recompute [start, end) from `source` and write it; see the module docstring."""
+    """Recompute [start, end) from `source` and write it; see the module docstring.
+
+    With `shard`, `source` must yield only that shard's users (archive_source does): the rows
+    cleared and written are theirs alone, and the checkpoint is the shard's own.
+    """
     began = time.monotonic()
+    sharded = f"|shard {shard}" if shard is not None else ""
     key = hashlib.sha256(
         f"{source_name}|{span.start.isoformat()}|{span.end.isoformat()}|{settings.feast_project}"
-        .encode()
+        f"{sharded}".encode()
     ).hexdigest()[:16]  # fmt: skip
-    checkpoint = Checkpoint.load(settings.stack_dir / "replay" / f"{key}.json", key)
+    name = key if shard is None else f"{key}-shard-{shard.index}-of-{shard.count}"
+    checkpoint = Checkpoint.load(settings.stack_dir / "replay" / f"{name}.json", key)
     if fresh:
         checkpoint = Checkpoint(checkpoint.path, key)
     resume_at = checkpoint.events_done
@@ -144,12 +154,12 @@ def replay(
     ingestor, states = Ingestor.in_memory()
     stats = SourceStats()
     report = ReplayReport(resumed_from=resume_at)
-    progress: Progress | None = None
+    progress: Meter | None = None
     seen = 0
     try:
         for number, chunk in enumerate(source(stats), start=1):
             if progress is None:
-                progress = Progress(stats.total, progress_out)
+                progress = (meter or partial(Progress, out=progress_out))(stats.total)
                 if resume_at:
                     progress_out.write(f"resuming after {resume_at:,} events (checkpoint)\n")
             first = seen
