@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import queue
 import sys
 import time
@@ -56,6 +57,7 @@ def run_shard(
     online: bool,
     fresh: bool,
     messages: Any,
+    parent: int,
 ) -> None:
     """One shard's replay from the archive, in a process of its own (the entry point)."""
     from stream import gcpolicy
@@ -63,7 +65,7 @@ def run_shard(
 
     # A parent killed outright must not leave shards writing behind it; what a shard wrote is
     # checkpointed, so the same command resumes.
-    exit_with_parent()
+    exit_with_parent(parent)
     gcpolicy.settle()
     try:
         report = replay(
@@ -116,7 +118,7 @@ def replay_sharded(
     started: list[BaseProcess] = [
         context.Process(
             target=run_shard,
-            args=(settings, span, shard, online, fresh, messages),
+            args=(settings, span, shard, online, fresh, messages, os.getpid()),
             name=f"replay-shard-{shard}",
         )
         for shard in shards

@@ -58,7 +58,7 @@ def start(settings: Settings, sinks: Sequence[str] = SINKS) -> ProcessPoolExecut
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init,
-        initargs=(settings, LEVELS[settings.worker_loglevel], tuple(sinks)),
+        initargs=(settings, LEVELS[settings.worker_loglevel], tuple(sinks), os.getpid()),
     )
     pool.submit(_warm_up)
     return pool
@@ -70,12 +70,17 @@ def _warm_up() -> None:
     _open()
 
 
-def exit_with_parent() -> None:
+def exit_with_parent(parent: int | None = None) -> None:
     """Exit once the parent is gone: it ignores SIGTERM, so a parent that died without shutting
     it down (SIGKILL, a fatal exit) would otherwise leave it running forever, connections open.
     Its write in flight is rolled back; the events were never acknowledged, so they come again.
+    `parent` is the pid that started this process: one that died while this process was still
+    starting has left it to init already, which `os.getppid()` alone would take for the parent.
     """
-    parent = os.getppid()
+    if parent is None:
+        parent = os.getppid()
+    elif os.getppid() != parent:
+        os._exit(0)
 
     def watch() -> None:
         while True:
@@ -86,9 +91,9 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _init(settings: Settings, level: int, sinks: tuple[str, ...]) -> None:
+def _init(settings: Settings, level: int, sinks: tuple[str, ...], parent: int) -> None:
     global _settings, _wanted
-    exit_with_parent()
+    exit_with_parent(parent)
     _settings, _wanted = settings, sinks
     # The writer shares its parent's process group, so a Ctrl-C or a SIGTERM to the group
     # reaches it too; it must live on until the parent has flushed and shut it down itself.
