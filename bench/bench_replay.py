@@ -14,12 +14,14 @@ of the run's own (dropped afterwards, so other runs' events never count). Then, 
 The stream's rate is the worker's from the ingest benchmark of the same `make bench` run (or
 `bench/results/ingest.json` when this runs alone).
 
-Sharded (#31), on the same archive, side by side and alternating (1, 2, 1, 2 ...): the replay
-split into 1 and into N shards (`replay_sharded`, what `make replay ARGS="--processes N"` runs,
-process start-up included), with the CPU seconds of the shard processes, their writer processes
-and Postgres (all its backends: on a shared machine, other users' queries too) from /proc; and
-one shard's read of the archive with the shard filter in the query against reading every event
-and filtering by user id in Python.
+Sharded (#31), on the same archive, side by side and alternating (1, N, 1, N ...): `python -m
+stream replay --processes 1` and `--processes N` run as an operator runs them, each in a process
+of its own (start-up included; measured from outside, so that the spawned shards and writers
+import what the command imports, not this benchmark), with the CPU seconds of each part (the
+replay or its shards, their writers) and of the Postgres backends serving them (tagged with
+PGAPPNAME, apart from other users of a shared server) from /proc; and one shard's read of the
+archive with the shard filter in the query against reading every event and filtering by user
+id in Python. Then each user's online rows are written to Redis and their bytes measured.
 
     .venv/bin/python -m bench.bench_replay --events 200000 --processes 2 --rounds 2
 """
@@ -31,6 +33,8 @@ import contextlib
 import io
 import json
 import os
+import re
+import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -48,8 +52,6 @@ from bench.common import (
     drop_schema,
     fresh_settings,
     rss_mib,
-    service_pids,
-    tree_cpu_s,
     write_result,
 )
 from devstack.proc import children
@@ -58,7 +60,6 @@ from stream.catalog import EVENT_TYPES
 from stream.core.ingest import Ingestor
 from stream.core.records import ArchiveRow, Message
 from stream.featurestore.env import open_store
-from stream.replay.parallel import replay_sharded
 from stream.replay.run import replay
 from stream.replay.shard import Shard, shard_of
 from stream.replay.sources import SourceStats, archive_source
@@ -123,18 +124,19 @@ def read_shard_in_python(settings: Settings, span: ReplayRange, shard: Shard) ->
 
 
 class CpuSplit:
-    """CPU seconds between start and stop of this process, its replay processes and Postgres.
+    """CPU seconds between start and stop of this process's descendants, by depth, and of the
+    Postgres backends this run opened.
 
-    Living processes are sampled (a process's own counters vanish when it is reaped); the
-    total of the replay processes comes from this process's counter of its reaped children,
-    exact. Depth 1 below this process: the shards (or, unsharded, the writer); depth 2: the
-    shards' writers. The resource tracker multiprocessing starts is left out of the split.
+    Living processes are sampled (a process's own counters vanish when it is reaped); the total
+    of the descendants comes from this process's counter of its reaped children, exact.
+    `labels` names each depth below this process (1: its children); `own` adds this process's
+    own CPU under that name. multiprocessing's resource tracker is left out of the split.
     """
 
-    def __init__(self, postgres_pid: int | None) -> None:
+    def __init__(self, labels: dict[int, str], own: str | None = None) -> None:
         import threading
 
-        self.pid, self.postgres_pid = os.getpid(), postgres_pid
+        self.pid, self.labels, self.own_label = os.getpid(), labels, own
         self.seen: dict[int, tuple[int, float]] = {}  # pid -> (depth, latest CPU seconds)
         self.backends: dict[int, float] = {}  # this run's Postgres backends: pid -> CPU seconds
         self._pg = psycopg.connect(
@@ -145,12 +147,20 @@ class CpuSplit:
         self.began = time.monotonic()
         self.own = cpu_s(self.pid, reaped=False)
         self.all = cpu_s(self.pid, reaped=True)
-        self.postgres = tree_cpu_s(postgres_pid) if postgres_pid else 0.0
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
-            self._look()
+            todo = [(c, 1) for c in children(self.pid)]
+            while todo:
+                pid, depth = todo.pop()
+                try:
+                    if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        continue
+                    self.seen[pid] = (depth, cpu_s(pid, reaped=False))
+                    todo.extend((c, depth + 1) for c in children(pid))
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
             # Postgres's own CPU for this run alone: the backends serving the connections this
             # process and its children opened (PGAPPNAME, set in run()); others share the server.
             for (pid,) in self._pg.execute(
@@ -159,77 +169,84 @@ class CpuSplit:
                 with contextlib.suppress(FileNotFoundError, ProcessLookupError):
                     self.backends[pid] = cpu_s(pid, reaped=False)
 
-    def _look(self) -> None:
-        for child in children(self.pid):
-            self._note(child, 1)
-            for grandchild in children(child):
-                self._note(grandchild, 2)
-
-    def _note(self, pid: int, depth: int) -> None:
-        try:
-            if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return
-            self.seen[pid] = (depth, cpu_s(pid, reaped=False))
-        except (FileNotFoundError, ProcessLookupError):
-            return
-
-    def stop(self, sharded: bool) -> dict[str, Any]:
+    def stop(self) -> dict[str, Any]:
         self._stop.set()
         self._thread.join()
+        self._pg.close()
         seconds = time.monotonic() - self.began
         own = cpu_s(self.pid, reaped=False) - self.own
-        replay_procs = cpu_s(self.pid, reaped=True) - self.all - own
-        depth1 = sum(c for d, c in self.seen.values() if d == 1)
-        depth2 = sum(c for d, c in self.seen.values() if d == 2)
-        postgres = (tree_cpu_s(self.postgres_pid) - self.postgres) if self.postgres_pid else None
-        self._pg.close()
+        descendants = cpu_s(self.pid, reaped=True) - self.all - own
+        parts = {self.own_label: own} if self.own_label else {}
+        for depth, label in self.labels.items():
+            parts[label] = sum(c for d, c in self.seen.values() if d == depth)
         ours = sum(self.backends.values())
-        parts = (
-            {"shard processes": depth1, "shard writers": depth2}
-            if sharded
-            else {"replay main": own, "writer": depth1}
-        )
-        total = (replay_procs if sharded else own + replay_procs) + ours
+        processes = descendants + (own if self.own_label else 0.0)
         return {
             "seconds": round(seconds, 2),
             "cpu_s": {k: round(v, 2) for k, v in parts.items()},
-            "replay_processes_cpu_s": round(replay_procs + (0 if sharded else own), 2),
-            "postgres_cpu_s": None if postgres is None else round(postgres, 2),
+            "replay_processes_cpu_s": round(processes, 2),
             "postgres_backends_cpu_s": round(ours, 2),
-            "cores_busy": round(total / seconds, 2),
+            "cores_busy": round((processes + ours) / seconds, 2),
         }
+
+
+def replay_command(
+    settings: Settings, span: ReplayRange, processes: int
+) -> tuple[int, float, dict[str, Any]]:
+    """`python -m stream replay --processes N` as an operator runs it; events, wall seconds and
+    the CPU split. Its own process, so that the shards and writers it spawns import what the
+    command imports, not this benchmark's modules (spawn imports the parent's main module)."""
+    labels = (
+        {1: "replay main", 2: "writer"}
+        if processes == 1
+        else {1: "display", 2: "shard processes", 3: "shard writers"}
+    )
+    split = CpuSplit(labels)
+    began = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "stream", "replay", "--source", "postgres", "--fresh",
+            "--from", span.start.isoformat(), "--to", span.end.isoformat(),
+            "--processes", str(processes),
+        ],
+        env={**os.environ, **settings.to_env(), "PGAPPNAME": APP_NAME},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    seconds = time.monotonic() - began
+    cpu = split.stop()
+    if done.returncode != 0:
+        raise RuntimeError(f"replay --processes {processes} failed:\n{done.stderr[-3000:]}")
+    found = re.search(r"replayed ([\d,]+) events", done.stdout)
+    if found is None:
+        raise RuntimeError(f"no summary in the replay's output: {done.stdout[-1000:]}")
+    return int(found.group(1).replace(",", "")), seconds, cpu
 
 
 def sharded_rounds(
     settings: Settings, span: ReplayRange, processes: int, rounds: int
 ) -> dict[str, Any]:
-    """`replay_sharded` with 1 and with `processes` shards, alternating, `rounds` times each."""
-    postgres = service_pids(settings).get("postgres")
+    """`make replay` with 1 and with `processes` shards, alternating, `rounds` times each."""
     runs: list[dict[str, Any]] = []
     for number in range(rounds):
         for n in (1, processes):
-            gcpolicy.settle()
-            split = CpuSplit(postgres)
-            report = replay_sharded(settings, span, n, fresh=True, progress_out=io.StringIO())
-            cpu = split.stop(sharded=True)
+            events, seconds, cpu = replay_command(settings, span, n)
+            rate = events / seconds
             runs.append(
                 {
                     "round": number + 1,
                     "processes": n,
-                    "events": report.events,
-                    "seconds": round(report.seconds, 2),
-                    "events_per_s": round(report.rate),
+                    "events": events,
+                    "seconds": round(seconds, 2),
+                    "events_per_s": round(rate),
                     **{k: v for k, v in cpu.items() if k != "seconds"},
-                    "us_per_event": {
-                        k: round(v / report.events * 1e6, 1) for k, v in cpu["cpu_s"].items()
-                    }
-                    | {"postgres": round((cpu["postgres_cpu_s"] or 0) / report.events * 1e6, 1)},
+                    "us_per_event": {k: round(v / events * 1e6, 1) for k, v in cpu["cpu_s"].items()}
+                    | {"postgres": round(cpu["postgres_backends_cpu_s"] / events * 1e6, 1)},
                 }
             )
             print(
-                f"  round {number + 1}, {n} process(es): {report.rate:,.0f} ev/s, "
+                f"  round {number + 1}, {n} process(es): {rate:,.0f} ev/s, "
                 f"{cpu['cores_busy']} cores busy, CPU {cpu['cpu_s']}, postgres "
-                f"{cpu['postgres_backends_cpu_s']} s (server {cpu['postgres_cpu_s']} s)",
+                f"{cpu['postgres_backends_cpu_s']} s",
                 flush=True,
             )
 
@@ -367,9 +384,9 @@ def run(
         startup_s = time.monotonic() - began
         gcpolicy.settle()  # freeze what Feast's import made too, outside the start-up figure
         source = partial(archive_source, settings, span)
-        split = CpuSplit(service_pids(settings).get("postgres"))
+        split = CpuSplit({1: "writer"}, own="replay main")
         report = replay(settings, span, source, "archive", fresh=True, progress_out=io.StringIO())
-        replay_cpu = split.stop(sharded=False)
+        replay_cpu = split.stop()
         # Before the sharded runs replace every row (and leave dead ones until a vacuum).
         sizes = table_bytes(settings)
         peak_rss = rss_mib(os.getpid())

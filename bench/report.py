@@ -95,11 +95,11 @@ def replay_rows(r: dict[str, Any]) -> list[str]:
     ]
     sharded = r.get("sharded")
     if sharded:  # results before #31 have none
-        over = x["replay_over_compute"]
+        over = x["sharded_one_over_compute"]
         rows.append(
-            f"| replay, one process against the aggregation alone | {_n(p['events_per_s'])} ev/s |"
-            f" compute only {_n(r['compute']['events_per_s'])} ev/s | {over} | >= 0.8 | "
-            f"{_met(over >= 0.8)} |"
+            f"| replay, one process (`make replay`, start-up included) against the aggregation "
+            f"alone | {_n(sharded['one_events_per_s'])} ev/s | compute only "
+            f"{_n(r['compute']['events_per_s'])} ev/s | {over} | >= 0.8 | {_met(over >= 0.8)} |"
         )
         n = sharded["processes"]
         many = [u for u in sharded["runs"] if u["processes"] == n]

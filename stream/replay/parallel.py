@@ -58,6 +58,7 @@ def run_shard(
     fresh: bool,
     messages: Any,
     parent: int,
+    agreed: list[str] | None,
 ) -> None:
     """One shard's replay from the archive, in a process of its own (the entry point)."""
     from stream import gcpolicy
@@ -77,6 +78,7 @@ def run_shard(
             fresh=fresh,
             shard=shard,
             meter=partial(QueueMeter, messages, shard.index),
+            agreed=agreed,
         )
     except KeyboardInterrupt:
         messages.put(("interrupted", shard.index, None))
@@ -109,8 +111,12 @@ def replay_sharded(
 ) -> ReplayReport:
     """Replay [start, end) from the archive as `processes` shards at once; one report."""
     from stream.replay.progress import Progress
+    from stream.sinks.writer import registry_verdict
 
     began = time.monotonic()
+    # Once for every shard's writer: each check imports Feast in a process of its own, seconds
+    # of a core that N shards would otherwise each spend at their start.
+    agreed = registry_verdict(settings)
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     shards = split(processes)
@@ -118,7 +124,7 @@ def replay_sharded(
     started: list[BaseProcess] = [
         context.Process(
             target=run_shard,
-            args=(settings, span, shard, online, fresh, messages, os.getpid()),
+            args=(settings, span, shard, online, fresh, messages, os.getpid(), agreed),
             name=f"replay-shard-{shard}",
         )
         for shard in shards
