@@ -359,6 +359,7 @@ def run(
     rounds: int = 2,
 ) -> dict[str, Any]:
     os.environ["PGAPPNAME"] = APP_NAME  # inherited by the shard and writer processes
+    load_before = os.getloadavg()  # how shared the machine was: rates depend on it
     settings, prefix = fresh_settings()
     schema = settings.postgres_schema
     try:
@@ -408,6 +409,10 @@ def run(
     streamed = stream_rate(stream_eps)
     return {
         "parameters": {"events_generated": produced, "archived": read_n, "days": days},
+        "load_average": {
+            "before": [round(x, 2) for x in load_before],
+            "after": [round(x, 2) for x in os.getloadavg()],
+        },
         "read": {
             "events": read_n,
             "seconds": round(read_s, 2),

@@ -59,7 +59,9 @@ def _hours(seconds: float) -> str:
 
 def _source(results: Results, name: str) -> str:
     when = results[name].get("machine", {}).get("when", "?")
-    return f"`bench/results/{name}.json` ({when})"
+    load = results[name].get("load_average")
+    shared = f", load average {load['before'][0]} at its start" if load else ""
+    return f"`bench/results/{name}.json` ({when}{shared})"
 
 
 def _missing(what: str, name: str) -> list[str]:
