@@ -324,14 +324,17 @@ def compute_only(records: list[ArchiveRow]) -> tuple[int, float]:
 
 
 def table_bytes(settings: Settings) -> dict[str, int]:
-    """Bytes on disk (heap, indexes, TOAST) of the archive and of all snapshot tables."""
+    """Bytes on disk (heap, indexes, TOAST) of the archive and of all snapshot tables, with
+    their partitions."""
     from stream.catalog import VIEWS
 
     with psycopg.connect(settings.postgres_conninfo()) as conn:
 
         def size(table: str) -> int:
+            # Summed over the partitions: a partitioned table (#30) holds no bytes itself.
             row = conn.execute(
-                "SELECT pg_total_relation_size(format('%%I.%%I', %s::text, %s::text)::regclass)",
+                "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree("
+                "format('%%I.%%I', %s::text, %s::text)::regclass)",
                 (settings.postgres_schema, table),
             ).fetchone()
             return int(row[0]) if row else 0
