@@ -5,7 +5,8 @@
     .venv/bin/python -m bench --only ingest,replay
 
 Each benchmark writes `bench/results/<name>.json` (`-quick` appended in quick runs); the run's
-chart is `bench/results/<full|quick>.png` and its table replaces the one in bench/README.md.
+chart is `bench/results/<full|quick>.png` and its table replaces the one in bench/README.md. A
+full run (or a rebuild from its results) also regenerates docs/capacity.md (bench/capacity.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bench import (
     bench_online,
     bench_replay,
     bench_restart,
+    capacity,
     charts,
 )
 from bench.common import RESULTS, machine, write_result
@@ -58,7 +60,9 @@ def benchmarks(
 
     return {
         "ingest": lambda: bench_ingest.run(profile.ingest_events, 3, profile.naive_sample),
-        "replay": lambda: bench_replay.run(profile.replay_events, 3, stream_rate()),
+        "replay": lambda: bench_replay.run(
+            profile.replay_events, 3, stream_rate(), processes=2, rounds=1 if quick else 2
+        ),
         "freshness": lambda: bench_freshness.run(
             quick, seconds=profile.freshness_s, timeout_s=profile.freshness_timeout_s
         ),
@@ -113,6 +117,8 @@ def main() -> int:
     chart = charts.draw(reports, RESULTS / f"{kind}.png", title.replace("`", ""))
     print(f"wrote {chart}")
     update_readme(table(reports, title, f"results/{chart.name}"), kind)
+    if kind == "full":  # the plan rests on full-size results only
+        print(f"wrote {capacity.write()}")
     print(table(reports, title, f"results/{chart.name}"))
     print(f"all done in {seconds:.0f}s")
     return 0

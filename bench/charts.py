@@ -85,6 +85,10 @@ def replay(ax: Axes, report: dict[str, Any]) -> None:
     if report.get("stream_events_per_s"):
         labels.append("stream")
         values.append(report["stream_events_per_s"])
+    sharded = report.get("sharded")
+    if sharded:
+        labels += ["1 shard", f"{sharded['processes']} shards"]
+        values += [sharded["one_events_per_s"], sharded["many_events_per_s"]]
     _bars(ax, labels, values, "Replay from Postgres", "events/s")
 
 

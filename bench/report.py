@@ -86,13 +86,32 @@ def online_rows(r: dict[str, Any]) -> list[str]:
 
 def replay_rows(r: dict[str, Any]) -> list[str]:
     p, x = r["replay"], r["ratios"]
-    return [
+    rows = [
         f"| replay from Postgres, {p['events']:,} events | {_n(p['events_per_s'])} ev/s "
         f"(peak RSS {_n(p['peak_rss_mib'])} MiB) | stream {_n(r['stream_events_per_s'])} ev/s; "
         f"read only {_n(r['read']['events_per_s'])}; compute only "
         f"{_n(r['compute']['events_per_s'])} | {x['replay_over_stream'] or '-'}x stream | "
         f">= 200k ev/s | {_met(r['target']['met'])} |"
     ]
+    sharded = r.get("sharded")
+    if sharded:  # results before #31 have none
+        over = x["sharded_one_over_compute"]
+        rows.append(
+            f"| replay, one process (`make replay`, start-up included) against the aggregation "
+            f"alone | {_n(sharded['one_events_per_s'])} ev/s | compute only "
+            f"{_n(r['compute']['events_per_s'])} ev/s | {over} | >= 0.8 | {_met(over >= 0.8)} |"
+        )
+        n = sharded["processes"]
+        many = [u for u in sharded["runs"] if u["processes"] == n]
+        cpu = "; ".join(f"{k} {v}" for k, v in many[-1]["us_per_event"].items())
+        rows.append(
+            f"| replay, {n} shards against 1 ({sharded['rounds']} alternating rounds, start-up "
+            f"included) | {_n(sharded['many_events_per_s'])} ev/s; CPU us/event {cpu}; "
+            f"{many[-1]['cores_busy']} cores busy | 1 process {_n(sharded['one_events_per_s'])} "
+            f"ev/s | {sharded['speedup']}x (rounds {sharded['speedup_per_round']}) | >= 1.6x | "
+            f"{_met(sharded['target']['met'])} |"
+        )
+    return rows
 
 
 def memory_rows(r: dict[str, Any]) -> list[str]:

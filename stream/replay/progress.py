@@ -5,14 +5,33 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+from typing import IO, Protocol
+
+
+class Meter(Protocol):
+    """What replay tells about its progress: events done since the last update, and the end."""
+
+    def update(self, n: int, force: bool = False) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Progress:
-    """A bar with rate and ETA on a terminal; a plain line every few seconds otherwise."""
+    """A bar with rate and ETA on a terminal; a plain line every few seconds otherwise.
 
-    def __init__(self, total: int | None, out: IO[str] = sys.stderr, every_s: float = 5.0) -> None:
-        self.total, self.out, self.every_s = total, out, every_s
+    `total` may be set later (a sharded run knows it once every shard has counted its events);
+    `note` is appended to each line (how many shards are done).
+    """
+
+    def __init__(
+        self,
+        total: int | None,
+        out: IO[str] = sys.stderr,
+        every_s: float = 5.0,
+        label: str = "replay",
+    ) -> None:
+        self.total, self.out, self.every_s, self.label = total, out, every_s, label
+        self.note = ""
         self.done = 0
         self.began = self.last = time.monotonic()
         self.tty = out.isatty()
@@ -25,7 +44,7 @@ class Progress:
         self.last = now
         elapsed = max(now - self.began, 1e-9)
         rate = self.done / elapsed
-        text = f"replay {self.done:,}"
+        text = f"{self.label} {self.done:,}"
         if self.total:
             share = min(1.0, self.done / self.total)
             eta = (self.total - self.done) / rate if rate else float("inf")
@@ -33,6 +52,7 @@ class Progress:
             text += f"/{self.total:,} [{bar}] {share:4.0%} {rate:,.0f} ev/s ETA {eta:,.0f}s"
         else:
             text += f" events {rate:,.0f} ev/s"
+        text += self.note
         if self.tty:
             self.out.write("\r" + text)
         else:

@@ -19,6 +19,7 @@ the checkpoint without writing (computing is cheap, writing is not) and carries 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import sys
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import IO
 
 from stream.catalog import VIEWS
@@ -33,7 +35,8 @@ from stream.core.events import to_us
 from stream.core.ingest import Ingestor
 from stream.core.records import Row
 from stream.replay.checkpoint import Checkpoint
-from stream.replay.progress import Progress
+from stream.replay.progress import Meter, Progress
+from stream.replay.shard import Shard
 from stream.replay.sources import Chunk, SourceStats
 from stream.replay.span import ReplayRange
 from stream.settings import Settings
@@ -42,28 +45,39 @@ from stream.sinks.base import Flush, Replace
 
 # A write in flight: its future, its rows, the events done once it is, the users it cleared.
 InFlight = tuple[Future[tuple[int, dict[str, int]]], int, int, dict[str, list[str]]]
+# Chunks written behind the computation at most. More than one, so that the computation goes on
+# while the writer process starts (it checks the registry with Feast: seconds, measured in
+# docs/decisions/0025-backfills-split-by-user.md) instead of waiting for it at the first write;
+# a few, so that the rows waiting stay a few chunks' worth of memory.
+IN_FLIGHT = 4
 
 
 class Writes:
-    """One chunk's write in flight while the next chunk is computed; the checkpoint follows it.
+    """Chunks' writes in flight while the next chunks are computed; the checkpoint follows them.
 
-    A user's range is cleared once, before that user's first row of the run: `claimed` holds
-    the users whose clearing was sent, the checkpoint only those whose write has completed, so a
-    resumed run clears again what an interrupted one may not have.
+    The one writer process writes them in the order sent, so they complete in that order and
+    the checkpoint moves past each as it completes. A user's range is cleared once, before that
+    user's first row of the run: `claimed` holds the users whose clearing was sent, the
+    checkpoint only those whose write has completed, so a resumed run clears again what an
+    interrupted one may not have.
     """
 
     def __init__(
-        self, settings: Settings, span: ReplayRange, checkpoint: Checkpoint, online: bool
+        self,
+        settings: Settings,
+        span: ReplayRange,
+        checkpoint: Checkpoint,
+        online: bool,
+        agreed: list[str] | None = None,
     ) -> None:
         self.span = span
         self.checkpoint = checkpoint
         self.claimed = {v: set(users) for v, users in checkpoint.cleared.items()}
-        # Started now: Feast's import (seconds) overlaps the first read and computation.
-        self.pool = writer.start(settings, ("offline", "online") if online else ("offline",))
+        # Started now: the writer's start (seconds) overlaps the first reads and computation.
+        sinks = ("offline", "online") if online else ("offline",)
+        self.pool = writer.start(settings, sinks, agreed=agreed)
         self.rows_written = 0
-        self._in_flight: (
-            tuple[Future[tuple[int, dict[str, int]]], int, int, dict[str, list[str]]] | None
-        ) = None
+        self._in_flight: collections.deque[InFlight] = collections.deque()
 
     def write(self, rows: list[Row], events_done: int) -> None:
         clear: dict[str, list[str]] = {}
@@ -72,24 +86,26 @@ class Writes:
             if row.user_id not in claimed:
                 claimed.add(row.user_id)
                 clear.setdefault(row.view, []).append(row.user_id)
-        self.wait()
+        while len(self._in_flight) >= IN_FLIGHT:
+            self._complete_oldest()
         replace = Replace(to_us(self.span.start), to_us(self.span.end), clear) if clear else None
         flush = Flush(rows, online=False, offline=True, replace=replace)
         future = self.pool.submit(writer.write, writer.pack(flush))
-        self._in_flight = (future, len(rows), events_done, clear)
+        self._in_flight.append((future, len(rows), events_done, clear))
 
-    def wait(self) -> None:
-        """Let the write in flight finish, then checkpoint it."""
-        if self._in_flight is None:
-            return
-        future, rows, events_done, clear = self._in_flight
-        self._in_flight = None
+    def _complete_oldest(self) -> None:
+        future, rows, events_done, clear = self._in_flight.popleft()
         future.result()
         self.rows_written += rows
         for view_name, users in clear.items():
             self.checkpoint.cleared.setdefault(view_name, set()).update(users)
         self.checkpoint.events_done = events_done
         self.checkpoint.save()
+
+    def wait(self) -> None:
+        """Let the writes in flight finish, in order, checkpointing each."""
+        while self._in_flight:
+            self._complete_oldest()
 
     def online(self, rows: list[Row]) -> int:
         """Each user's latest row online (the offline rows are written already)."""
@@ -129,27 +145,38 @@ def replay(
     fresh: bool = False,
     progress_out: IO[str] = sys.stderr,
     stop_after_chunks: int | None = None,
+    shard: Shard | None = None,
+    meter: Callable[[int | None], Meter] | None = None,
+    agreed: list[str] | None = None,
 ) -> ReplayReport:
-    """Recompute [start, end) from `source` and write it; see the module docstring."""
+    """Recompute [start, end) from `source` and write it; see the module docstring.
+
+    With `shard`, `source` must yield only that shard's users (archive_source does): the rows
+    cleared and written are theirs alone, and the checkpoint is the shard's own. `agreed` is
+    the registry check's verdict when the caller made it already (stream/sinks/writer.py).
+    """
     began = time.monotonic()
+    sharded = f"|shard {shard}" if shard is not None else ""
     key = hashlib.sha256(
         f"{source_name}|{span.start.isoformat()}|{span.end.isoformat()}|{settings.feast_project}"
-        .encode()
+        f"{sharded}".encode()
     ).hexdigest()[:16]  # fmt: skip
-    checkpoint = Checkpoint.load(settings.stack_dir / "replay" / f"{key}.json", key)
+    name = key if shard is None else f"{key}-shard-{shard.index}-of-{shard.count}"
+    checkpoint = Checkpoint.load(settings.stack_dir / "replay" / f"{name}.json", key)
     if fresh:
         checkpoint = Checkpoint(checkpoint.path, key)
     resume_at = checkpoint.events_done
-    writes = Writes(settings, span, checkpoint, online)
+    writes = Writes(settings, span, checkpoint, online, agreed)
     ingestor, states = Ingestor.in_memory()
     stats = SourceStats()
     report = ReplayReport(resumed_from=resume_at)
-    progress: Progress | None = None
+    progress: Meter | None = None
     seen = 0
+    lo_us, hi_us = to_us(span.start), to_us(span.end)  # span.covers, once, not per row
     try:
         for number, chunk in enumerate(source(stats), start=1):
             if progress is None:
-                progress = Progress(stats.total, progress_out)
+                progress = (meter or partial(Progress, out=progress_out))(stats.total)
                 if resume_at:
                     progress_out.write(f"resuming after {resume_at:,} events (checkpoint)\n")
             first = seen
@@ -162,7 +189,7 @@ def replay(
                 report.applied += result.counts["applied"]
                 report.duplicates += result.counts["duplicate"]
             if seen > resume_at:
-                writes.write([r for r in results[1].rows if span.covers(r.row_us)], seen)
+                writes.write([r for r in results[1].rows if lo_us <= r.row_us < hi_us], seen)
             progress.update(len(chunk))
             if stop_after_chunks is not None and number >= stop_after_chunks:
                 raise KeyboardInterrupt  # tests: an interruption at a known point

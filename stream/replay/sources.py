@@ -21,6 +21,7 @@ from stream.core.events import Event, decode, to_us
 from stream.core.observe import parse_time
 from stream.core.records import Message
 from stream.errors import EventValidationError, ReplayError
+from stream.replay.shard import SQL_SHARD, Shard
 from stream.replay.span import ReplayRange
 from stream.settings import Settings
 
@@ -34,10 +35,19 @@ class SourceStats:
     invalid: int = 0
 
 
-def archive_source(settings: Settings, span: ReplayRange, stats: SourceStats) -> Iterator[Chunk]:
-    """The raw-event archive, in event-time order; ties in the order the worker received them."""
+def archive_source(
+    settings: Settings, span: ReplayRange, stats: SourceStats, shard: Shard | None = None
+) -> Iterator[Chunk]:
+    """The raw-event archive, in event-time order; ties in the order the worker received them.
+
+    With a shard, only its users' events: Postgres computes the shard's hash
+    (stream/replay/shard.py), so each shard reads and decodes its own users alone.
+    """
     where = "event_timestamp >= %s AND event_timestamp < %s"
-    args = (span.read_from, span.end)
+    args: tuple[object, ...] = (span.read_from, span.end)
+    if shard is not None and shard.count > 1:
+        where += f" AND {SQL_SHARD} = %s"
+        args = (*args, shard.count, shard.index)
     try:
         conn = psycopg.connect(
             settings.postgres_conninfo(), options=f"-c search_path={settings.postgres_schema}"

@@ -44,13 +44,19 @@ SINKS: Final = ("online", "offline", "archive")
 
 _settings: Settings | None = None
 _wanted: tuple[str, ...] = SINKS
+_agreed: list[str] | None = None
 _sinks: OpenSinks | None = None
 
 
-def start(settings: Settings, sinks: Sequence[str] = SINKS) -> ProcessPoolExecutor:
+def start(
+    settings: Settings, sinks: Sequence[str] = SINKS, agreed: list[str] | None = None
+) -> ProcessPoolExecutor:
     """The writer process, holding `sinks`. Spawned, not forked: the caller's event loop and
     sockets stay home. Feast is imported and the store opened before the first flush arrives,
-    while the caller goes on with its own start."""
+    while the caller goes on with its own start. `agreed`: the verdict of `agreement.check` for
+    every store the repository lets the writer write without Feast (`registry_verdict`), when
+    the caller made it already (a sharded replay checks once for all its writers); None, and
+    the writer checks."""
     unknown = set(sinks) - set(SINKS)
     if unknown:
         raise ValueError(f"no sinks {sorted(unknown)}; the writer has {list(SINKS)}")
@@ -58,10 +64,24 @@ def start(settings: Settings, sinks: Sequence[str] = SINKS) -> ProcessPoolExecut
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init,
-        initargs=(settings, LEVELS[settings.worker_loglevel], tuple(sinks)),
+        initargs=(settings, LEVELS[settings.worker_loglevel], tuple(sinks), os.getpid(), agreed),
     )
     pool.submit(_warm_up)
     return pool
+
+
+def registry_verdict(settings: Settings) -> list[str] | None:
+    """`agreement.check` for the stores this repository lets a writer write without Feast, as
+    `OpenSinks` makes it; None when there are none (every write goes through Feast)."""
+    from stream.featurestore import agreement
+    from stream.sinks.redis_rows import plain_redis
+    from stream.sinks.snapshots import plain_postgres
+
+    quick = plain_redis(settings.feast_repo_path, settings.redis.cluster)
+    snapshots = plain_postgres(settings.feast_repo_path)
+    if not (quick or snapshots):
+        return None
+    return agreement.check(settings, online=quick, offline=snapshots)
 
 
 def _warm_up() -> None:
@@ -70,12 +90,17 @@ def _warm_up() -> None:
     _open()
 
 
-def exit_with_parent() -> None:
+def exit_with_parent(parent: int | None = None) -> None:
     """Exit once the parent is gone: it ignores SIGTERM, so a parent that died without shutting
     it down (SIGKILL, a fatal exit) would otherwise leave it running forever, connections open.
     Its write in flight is rolled back; the events were never acknowledged, so they come again.
+    `parent` is the pid that started this process: one that died while this process was still
+    starting has left it to init already, which `os.getppid()` alone would take for the parent.
     """
-    parent = os.getppid()
+    if parent is None:
+        parent = os.getppid()
+    elif os.getppid() != parent:
+        os._exit(0)
 
     def watch() -> None:
         while True:
@@ -86,10 +111,16 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _init(settings: Settings, level: int, sinks: tuple[str, ...]) -> None:
-    global _settings, _wanted
-    exit_with_parent()
-    _settings, _wanted = settings, sinks
+def _init(
+    settings: Settings,
+    level: int,
+    sinks: tuple[str, ...],
+    parent: int,
+    agreed: list[str] | None = None,
+) -> None:
+    global _settings, _wanted, _agreed
+    exit_with_parent(parent)
+    _settings, _wanted, _agreed = settings, sinks, agreed
     # The writer shares its parent's process group, so a Ctrl-C or a SIGTERM to the group
     # reaches it too; it must live on until the parent has flushed and shut it down itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -134,7 +165,9 @@ class OpenSinks:
     offline writes wait for it.
     """
 
-    def __init__(self, settings: Settings, names: Sequence[str]) -> None:
+    def __init__(
+        self, settings: Settings, names: Sequence[str], agreed: list[str] | None = None
+    ) -> None:
         from stream.sinks.redis_rows import RedisOnlineSink, plain_redis
         from stream.sinks.snapshots import plain_postgres
 
@@ -148,13 +181,20 @@ class OpenSinks:
         snapshots = "offline" in names and plain_postgres(settings.feast_repo_path)
         self._opening = threading.Thread(
             target=self._open,
-            args=(settings, list(names), quick, snapshots),
+            args=(settings, list(names), quick, snapshots, agreed),
             name="open-sinks",
             daemon=True,
         )
         self._opening.start()
 
-    def _open(self, settings: Settings, names: list[str], quick: bool, snapshots: bool) -> None:
+    def _open(
+        self,
+        settings: Settings,
+        names: list[str],
+        quick: bool,
+        snapshots: bool,
+        agreed: list[str] | None,
+    ) -> None:
         from stream.featurestore import agreement
         from stream.ops import partitions
         from stream.sinks.archive import ArchiveSink
@@ -167,7 +207,13 @@ class OpenSinks:
                 archive = ArchiveSink(settings.postgres_conninfo(), settings.postgres_schema)
                 with_retry(archive.setup, "archive set-up")
                 self.ready["archive"] = archive
-            found = agreement.check(settings, online=quick, offline=snapshots)
+            # A verdict made beforehand covers both stores: a difference in either sends this
+            # writer to Feast's sinks, as its own check would for the stores it holds, or more.
+            found = (
+                agreed
+                if agreed is not None
+                else agreement.check(settings, online=quick, offline=snapshots)
+            )
             for line in found:
                 logger.warning("the registry is not the catalog (%s): Feast's writes on", line)
             rest = [n for n in names if n not in self.ready or (found and n == "online")]
@@ -197,7 +243,7 @@ def _open() -> OpenSinks:
     global _sinks
     if _sinks is None:
         assert _settings is not None, "the writer process was not initialised"
-        _sinks = OpenSinks(_settings, _wanted)
+        _sinks = OpenSinks(_settings, _wanted, _agreed)
     return _sinks
 
 
