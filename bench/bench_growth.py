@@ -86,7 +86,7 @@ def _exists(conn: psycopg.Connection[Any], name: str) -> bool | None:
     return bool(found and found[0])
 
 
-def _archive_rows(name: str, day: date, n: int) -> sql.Composed:
+def _archive_rows(name: str, day: date, n: int, span_us: int = 86_400_000_000) -> sql.Composed:
     # A JSON event of the generator's size and shape, as the worker archives it.
     event = (
         '{"event_id":"%s","user_id":"%s","event_type":"%s","timestamp":"%s",'
@@ -107,7 +107,7 @@ def _archive_rows(name: str, day: date, n: int) -> sql.Composed:
         event=sql.Literal(event),
         users=sql.Literal(USERS),
         start=sql.Literal(midnight(day)),
-        step=sql.Literal(86_400_000_000 // n),
+        step=sql.Literal(span_us // n),
         last=sql.Literal(n - 1),
     )
 
@@ -345,14 +345,17 @@ def _backend_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
 
 
-def _batch(day: date, n: int, seq: int) -> list[tuple[Any, ...]]:
-    """`n` archive rows of `day`, in random key order as the worker writes them."""
+def _batch(day: date, n: int, seq: int, batches: int) -> list[tuple[Any, ...]]:
+    """`n` archive rows of the day's last hour, batch `seq` of `batches` later than the one
+    before, in random order within it: a flush of many users' events as they arrive."""
     rows = []
+    slice_us = 3_600_000_000 // batches
+    begin = midnight(day) + timedelta(hours=23, microseconds=seq * slice_us)
     for i in range(n):
         event_id = str(uuid.uuid4())
         user = f"d{(seq * n + i) * 7919 % USERS}"
-        # Times in random order within the day, as many users' events arrive; not a secret.
-        at = midnight(day) + timedelta(microseconds=random.randrange(86_400_000_000))  # noqa: S311
+        # Not a secret: times in random order within the flush's slice of the hour.
+        at = begin + timedelta(microseconds=random.randrange(slice_us))  # noqa: S311
         event = (
             f'{{"event_id":"{event_id}","user_id":"{user}","event_type":"activity",'
             f'"timestamp":"{at.isoformat()}","payload":{{"activity_type":"walking",'
@@ -363,47 +366,77 @@ def _batch(day: date, n: int, seq: int) -> list[tuple[Any, ...]]:
     return rows
 
 
+# The archive's key as migration 0008 makes it, time first, and the one measured before it.
+LAYOUTS: dict[str, list[str]] = {
+    "(event_timestamp, event_id)": [],
+    "(event_id, event_timestamp) + (event_timestamp)": [
+        "ALTER TABLE raw_events DROP CONSTRAINT raw_events_pkey",
+        "ALTER TABLE raw_events ADD PRIMARY KEY (event_id, event_timestamp)",
+        "CREATE INDEX raw_events_time ON raw_events (event_timestamp)",
+    ],
+}
+
+
 def day_size(rows: int, batches: int, batch: int = 10_000) -> dict[str, Any]:
     """The archive's COPY into a day partition already holding `rows` (a 1M-user app's day at
-    50M) beside the same into an empty day, batches alternating: the cost the interval decides.
+    50M) beside the same into an empty day, batches alternating, for each key layout: the cost
+    the partition interval and the key order decide. The full day holds its first 23 hours; the
+    batches bring its last hour, in time order batch by batch, as the worker's flushes do.
     """
     settings = _settings(DAY_SCHEMA)
     drop_schema(settings)
     create_schema(settings)
     full, empty = date(2030, 1, 1), date(2030, 1, 2)
+    layouts: dict[str, Any] = {}
     try:
         with _connect(settings) as conn:
             began = time.monotonic()
-            _fill_day(
-                conn,
-                "raw_events",
-                full,
-                _archive_rows(partition_name("raw_events", full), full, rows),
-            )
+            name = partition_name("raw_events", full)
+            _fill_day(conn, "raw_events", full, _archive_rows(name, full, rows, 23 * 3_600_000_000))
             filled_s = time.monotonic() - began
             partitions.create_day(conn, "raw_events", empty, None, False)
             conn.commit()
-            size = conn.execute(
-                "SELECT pg_indexes_size(to_regclass(%s))", (partition_name("raw_events", full),)
-            ).fetchone()
-        spent: dict[str, list[tuple[float, float]]] = {"empty": [], "full": []}
-        with partitions.connect(settings) as conn:  # synchronous commits, as the worker's
-            (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone() or (0,)
-            columns = ", ".join(ArchiveSink.COLUMNS)
-            for n in range(batches):
-                for case, day in (("empty", empty), ("full", full)):
-                    lines = _batch(day, batch, n)
-                    cpu, wall = _backend_cpu_s(pid), time.monotonic()
-                    with (
-                        conn.cursor() as cur,
-                        cur.copy(f"COPY raw_events ({columns}) FROM STDIN") as copy,
-                    ):
-                        for line in lines:
-                            copy.write_row(line)
-                    conn.commit()
-                    spent[case].append((_backend_cpu_s(pid) - cpu, time.monotonic() - wall))
+        for layout, statements in LAYOUTS.items():
+            with _connect(settings) as conn:
+                for statement in statements:
+                    conn.execute(statement)
+                conn.commit()
+                found = conn.execute("SELECT pg_indexes_size(to_regclass(%s))", (name,)).fetchone()
+            print(f"  day: {layout} ...", flush=True)
+            layouts[layout] = {
+                "full_day_index_bytes": int(found[0]) if found else 0,
+                **_copy_batches(settings, full, empty, batches, batch),
+            }
     finally:
         drop_schema(settings)
+    return {
+        "rows_in_full_day": rows,
+        "fill_s": round(filled_s, 1),
+        "batches": batches,
+        "batch_rows": batch,
+        "layouts": layouts,
+    }
+
+
+def _copy_batches(
+    settings: Settings, full: date, empty: date, batches: int, batch: int
+) -> dict[str, Any]:
+    spent: dict[str, list[tuple[float, float]]] = {"empty": [], "full": []}
+    with partitions.connect(settings) as conn:  # synchronous commits, as the worker's
+        (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone() or (0,)
+        columns = ", ".join(ArchiveSink.COLUMNS)
+        for n in range(batches):
+            for case, day in (("empty", empty), ("full", full)):
+                lines = _batch(day, batch, n, batches)
+                cpu, wall = _backend_cpu_s(pid), time.monotonic()
+                with (
+                    conn.cursor() as cur,
+                    cur.copy(f"COPY raw_events ({columns}) FROM STDIN") as copy,
+                ):
+                    for line in lines:
+                        copy.write_row(line)
+                conn.commit()
+                spent[case].append((_backend_cpu_s(pid) - cpu, time.monotonic() - wall))
     # The first fifth warms the caches on both sides; it is left out.
     skip = batches // 5
 
@@ -413,11 +446,6 @@ def day_size(rows: int, batches: int, batch: int = 10_000) -> dict[str, Any]:
 
     cpu_us = {c: per_row(c, 0) for c in spent}
     return {
-        "rows_in_full_day": rows,
-        "full_day_index_bytes": int(size[0]) if size else 0,
-        "fill_s": round(filled_s, 1),
-        "batches": batches,
-        "batch_rows": batch,
         "cpu_us_per_row": cpu_us,
         "wall_us_per_row": {c: per_row(c, 1) for c in spent},
         "cpu_ratio": round(cpu_us["full"] / cpu_us["empty"], 3),

@@ -17,7 +17,7 @@ from stream.sinks.base import Flush
 
 
 class ArchiveSink:
-    """Valid raw events into `raw_events`, keyed by (event_id, event_timestamp)."""
+    """Valid raw events into `raw_events`, keyed by (event_timestamp, event_id)."""
 
     name = "archive"
 
@@ -91,7 +91,7 @@ class ArchiveSink:
             self._copy(cur, "_archive_in", rows)
             cur.execute(
                 f"INSERT INTO raw_events ({columns}) SELECT {columns} FROM _archive_in "  # noqa: S608 - fixed column list
-                "ON CONFLICT (event_id, event_timestamp) DO NOTHING"
+                "ON CONFLICT (event_timestamp, event_id) DO NOTHING"
             )
         conn.commit()
 
