@@ -143,10 +143,12 @@ def run(
     workers: int = 1,
     redis_cluster: bool = False,
     schema: str | None = None,
+    exact_count: bool = True,
 ) -> dict[str, Any]:
     """`naive_sample` 0 leaves the naive push out; `redis_cluster` puts the online store on the
     local stack's 3-master cluster (started if it is not running); `schema` writes into that
-    existing Postgres schema and keeps it (bench.bench_growth's long history)."""
+    existing Postgres schema and keeps it (bench.bench_growth's long history); `exact_count`
+    False ends on the archive's insert counter and the exact count of the rows offline."""
     if schema is None:
         settings, prefix = fresh_settings(own_schema)
     else:
@@ -174,7 +176,8 @@ def run(
     print("worker ..." if workers == 1 else f"worker, {workers} processes ...", flush=True)
     # The oldest event time bounds the exact count to the run's days of a long history.
     since = min(parse_timestamp(g.event["event_timestamp"]) for g in events if g.event and g.valid)
-    archived = ArchiveProgress(settings, prefix, distinct_valid, since)  # before the worker writes
+    # Made before the worker writes; see ArchiveProgress for `exact_count`.
+    archived = ArchiveProgress(settings, prefix, distinct_valid, since, exact_count)
     began = time.monotonic()
     worker = start_worker(settings.model_copy(update={"worker_processes": workers}), "ingest")
     peak_rss = 0.0

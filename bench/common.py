@@ -118,9 +118,19 @@ class ArchiveProgress:
     """
 
     def __init__(
-        self, settings: Settings, prefix: str, target: int, since: datetime | None = None
+        self,
+        settings: Settings,
+        prefix: str,
+        target: int,
+        since: datetime | None = None,
+        exact: bool = True,
     ) -> None:
+        """`exact=False` trusts the counter at the target, for a run that retries nothing, on an
+        archive whose days hold other rows: there an exact count reads them all (0.84 s of
+        Postgres at bench_growth's 50M-row history), which the run's CPU per event would carry.
+        """
         self.settings, self.prefix, self.target, self.since = settings, prefix, target, since
+        self.exact = exact
         self.base = self._inserted()
         self.seen, self.moved = 0, time.monotonic()
 
@@ -137,6 +147,8 @@ class ArchiveProgress:
         now = time.monotonic()
         if estimate != self.seen:
             self.seen, self.moved = estimate, now
+        if not self.exact:
+            return min(estimate, self.target)
         if estimate >= self.target * 0.995 or now - self.moved > 3:
             self.moved = now
             return archived(self.settings, self.prefix, self.since)
@@ -273,8 +285,8 @@ class CpuMeter:
             "measured": measured,
             "events": n,
             "seconds": round(time.monotonic() - began, 2),
-            "us_per_event": {k: round(v / n * 1e6) for k, v in used.items()},
-            "total_us_per_event": round(total / n * 1e6),
+            "us_per_event": {k: round(v / n * 1e6, 1) for k, v in used.items()},
+            "total_us_per_event": round(total / n * 1e6, 1),
             "cores_busy": round(total / max(1e-9, time.monotonic() - began), 2),
         }
 
