@@ -176,6 +176,16 @@ class Settings(BaseSettings):
     # it); the tests and benchmarks that compare the two start it themselves.
     stack_redis_cluster: bool = False
     stack_redis_cluster_port: int = Field(default=17000, ge=1, le=65535 - 2 - 10000)
+    # The local stack's encrypted Postgres and Redis, beside the plain ones: a CA and server
+    # certificates the stack makes for itself, Postgres taking only TLS (hostssl) and Redis only
+    # its TLS port. `make up TLS=1` starts them; the tests that use them start them themselves.
+    stack_tls: bool = False
+    stack_tls_postgres_port: int = Field(default=15433, ge=1, le=65535)
+    stack_tls_redis_port: int = Field(default=16380, ge=1, le=65535)
+    # The local stack's OpenID Connect provider (devstack/oidc/), for the feature server's
+    # permissions: `make up OIDC=1`, or the tests and benchmarks that need it.
+    stack_oidc: bool = False
+    stack_oidc_port: int = Field(default=15480, ge=1, le=65535)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
