@@ -1,7 +1,8 @@
 """`python -m devstack up|down|status|clean`: the real single-node stack behind `make up`,
 and beside it, when asked for: the local Redis Cluster (AURORA_STACK_REDIS_CLUSTER, `make up
-REDIS_CLUSTER=1`, or an AURORA_REDIS_URL naming a cluster) and the OpenID Connect provider
-(AURORA_STACK_OIDC, `make up OIDC=1`). `down` stops whichever of them runs."""
+REDIS_CLUSTER=1`, or an AURORA_REDIS_URL naming a cluster), the encrypted Postgres and Redis
+(AURORA_STACK_TLS, `make up TLS=1`) and the OpenID Connect provider (AURORA_STACK_OIDC, `make up
+OIDC=1`). `down` stops whichever of them runs."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from functools import partial
 from devstack import compose
 from devstack.errors import StackError
 from devstack.kafka import Kafka
-from devstack.oidc import OidcProvider, probe_oidc
+from devstack.oidc import OidcProvider
 from devstack.postgres import Postgres
 from devstack.probes import PROBES, probe_redis_cluster, wait_ready
 from devstack.redis_cluster import RedisClusterStack
 from devstack.redis_server import Redis
 from devstack.service import LocalService
+from devstack.tls import tls_services
 from stream.redis_client import where
 from stream.settings import Settings, get_settings
 
@@ -77,6 +79,8 @@ def extra_services(settings: Settings, *, every: bool = False) -> list[LocalServ
     """The local processes beside the stack that the settings ask for (`every`: all of them,
     to stop them), in either mode."""
     wanted: list[LocalService] = []
+    if every or settings.stack_tls:
+        wanted.extend(tls_services(settings))
     if every or settings.stack_oidc:
         wanted.append(OidcProvider(settings))
     return wanted
@@ -144,14 +148,15 @@ def cmd_status(settings: Settings) -> int:
         running = f"pids {','.join(str(p) for p in nodes)}"
         state = "up" if result.ok else "DOWN"
         print(f"{cluster.name:9} {state:5} {endpoint:28} {running:12} {result.detail}")
-    oidc = OidcProvider(settings)
-    result = probe_oidc(settings)
-    if settings.stack_oidc or oidc.pid() or result.ok:
-        healthy &= result.ok or not settings.stack_oidc
-        endpoint = f"127.0.0.1:{settings.stack_oidc_port}"
-        running = f"pid {oidc.pid()}" if oidc.pid() else "not ours"
-        state = "up" if result.ok else "DOWN"
-        print(f"{oidc.name:9} {state:5} {endpoint:28} {running:12} {result.detail}")
+    wanted = {extra.name for extra in extra_services(settings)}
+    for extra in extra_services(settings, every=True):
+        result = extra.probe()
+        # Shown whenever wanted, ours or answering, as the cluster is.
+        if extra.name in wanted or extra.pid() or result.ok:
+            healthy &= result.ok or extra.name not in wanted
+            running = f"pid {extra.pid()}" if extra.pid() else "not ours"
+            state = "up" if result.ok else "DOWN"
+            print(f"{extra.name:12} {state:5} {running:12} {result.detail}")
     return 0 if healthy else 1
 
 

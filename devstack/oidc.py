@@ -101,8 +101,8 @@ class OidcProvider(LocalService):
         path.write_text(json.dumps(config))
         return self.popen([self.node, "provider.mjs", str(path)], cwd=self.home)
 
-    def wait(self) -> ProbeResult:
-        return self.wait_for(lambda: probe_oidc(self.settings))
+    def probe(self) -> ProbeResult:
+        return probe_oidc(self.settings)
 
 
 @dataclass(frozen=True)
