@@ -20,6 +20,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import SecretStr
 
@@ -150,20 +151,18 @@ def _own_copy(source: Path, folder: Path, user_name: str) -> Path:
 
 def tls_settings(base: Settings) -> Settings:
     """`base` with Postgres and Redis on the stack's TLS servers, verified against its CA."""
-    certs = Certificates(
-        *(base.stack_dir.resolve() / "tls" / n for n in ("ca.pem", "server.pem", "server-key.pem"))
-    )
+    ca = base.stack_dir.resolve() / "tls" / "ca.pem"
     pg = base.postgres
-    auth = pg.user + (f":{pg.password}" if pg.password else "")
-    dsn = f"postgresql://{auth}@127.0.0.1:{base.stack_tls_postgres_port}/{pg.database}"
+    auth = quote(pg.user, safe="") + (f":{quote(pg.password, safe='')}" if pg.password else "")
+    port, database = base.stack_tls_postgres_port, quote(pg.database)
     return base.model_copy(
         update={
-            "postgres_dsn": SecretStr(dsn),
+            "postgres_dsn": SecretStr(f"postgresql://{auth}@127.0.0.1:{port}/{database}"),
             "postgres_sslmode": "verify-full",
-            "postgres_sslrootcert": certs.ca,
+            "postgres_sslrootcert": ca,
             "redis_url": SecretStr(f"rediss://127.0.0.1:{base.stack_tls_redis_port}/0"),
             "redis_cluster": False,
-            "redis_ssl_ca_file": certs.ca,
+            "redis_ssl_ca_file": ca,
         }
     )
 
