@@ -9,32 +9,15 @@ quarters of its requests/s (docs/decisions/0024-permissions-from-the-registry-ca
 Invariant: the only change to Feast is that permissions come from the registry's cache, as every
 other object the server serves does, so an applied change of permission takes effect within the
 registry's `cache_ttl_seconds` (feature_store.yaml: 60 s). Without `auth:` there is no security
-manager and the change is inert. The private names it relies on are in ASSUMED, checked by
-tests/unit/featurestore/test_feast_cli.py.
+manager and the change is inert. The private names it relies on are in
+stream/featurestore/feast_adapter.py, with the others of Feast.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from feast.permissions.security_manager import SecurityManager
 
-if TYPE_CHECKING:
-    from feast.permissions.permission import Permission
-
-# (owner, name): the private attributes of Feast read here, for the test after an upgrade.
-ASSUMED: tuple[tuple[str, str], ...] = (
-    ("feast.permissions.security_manager.SecurityManager", "_current_project"),
-    ("feast.permissions.security_manager.SecurityManager", "_project"),
-    ("feast.permissions.security_manager.SecurityManager", "_registry"),
-)
-
-
-def cached_permissions(manager: Any) -> list[Permission]:
-    """The permissions of the request's project, from the registry's cache."""
-    project = manager._current_project.get() or manager._project
-    found: list[Permission] = manager._registry.list_permissions(project=project, allow_cache=True)
-    return found
+from stream.featurestore.feast_adapter import cached_permissions
 
 
 def install() -> None:
