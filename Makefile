@@ -39,8 +39,12 @@ lock:            ## re-resolve the dependencies and rewrite constraints.txt
 
 # REDIS_CLUSTER=1 (make up REDIS_CLUSTER=1) adds the local 3-master Redis Cluster; the tests and
 # benchmarks that use it start it themselves, and `make down` stops it either way.
+# OIDC=1 adds the OpenID Connect provider the feature server's permissions are tested with, TLS=1
+# the encrypted Postgres and Redis (docs/security.md); their tests start them themselves too.
 up: install      ## start Kafka, PostgreSQL and Redis and wait until they answer (idempotent)
-	$(if $(filter-out 0 false no,$(REDIS_CLUSTER)),AURORA_STACK_REDIS_CLUSTER=true) $(PY) -m devstack up
+	$(if $(filter-out 0 false no,$(REDIS_CLUSTER)),AURORA_STACK_REDIS_CLUSTER=true) \
+	$(if $(filter-out 0 false no,$(OIDC)),AURORA_STACK_OIDC=true) \
+	$(if $(filter-out 0 false no,$(TLS)),AURORA_STACK_TLS=true) $(PY) -m devstack up
 
 down:            ## stop exactly what `make up` started
 	@if [ -x $(PY) ]; then $(PY) -m devstack down; else echo "nothing to stop (no venv)"; fi

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import (
+    bench_access,
     bench_freshness,
     bench_ingest,
     bench_memory,
@@ -67,6 +68,7 @@ def benchmarks(
             quick, seconds=profile.freshness_s, timeout_s=profile.freshness_timeout_s
         ),
         "online": lambda: bench_online.run(quick),
+        "access": lambda: bench_access.run(quick),
         "memory": lambda: bench_memory.run(
             profile.memory_users, with_worker=profile.memory_worker, days=30
         ),

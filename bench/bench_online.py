@@ -270,29 +270,38 @@ HEADERS = {"Content-Type": "application/json"}
 
 
 def over_http(
-    url: str, read: Read, users: list[str], rows: int, plan: Plan, rng: random.Random
+    url: str,
+    read: Read,
+    users: list[str],
+    rows: int,
+    plan: Plan,
+    rng: random.Random,
+    headers: dict[str, str] = HEADERS,
 ) -> dict[str, Any]:
+    """`headers` carry the bearer token where the server enforces permissions."""
     calls, warmup = plan.calls_for(rows), plan.warmup_for(rows)
     bodies = [read.body(u) for u in draws(users, rows, calls + warmup, rng)]
     session = requests.Session()
-    first = session.post(url, data=bodies[0], headers=HEADERS, timeout=30)
+    first = session.post(url, data=bodies[0], headers=headers, timeout=30)
     if first.status_code != 200:
         raise AssertionError(f"{read.service} over HTTP: {first.status_code} {first.text[:500]}")
     check_http(first.json(), rows, f"{read.service} over HTTP")
 
     def call(i: int) -> object:
-        response = session.post(url, data=bodies[i % len(bodies)], headers=HEADERS, timeout=30)
+        response = session.post(url, data=bodies[i % len(bodies)], headers=headers, timeout=30)
         if response.status_code != 200:
             raise AssertionError(f"{read.service}: {response.status_code} {response.text[:500]}")
         return response.json()
 
     result = summary(time_calls(call, calls, warmup))
     session.close()
-    result["requests_per_s"] = throughput(url, bodies, plan)
+    result["requests_per_s"] = throughput(url, bodies, plan, headers)
     return result
 
 
-def throughput(url: str, bodies: list[bytes], plan: Plan) -> float:
+def throughput(
+    url: str, bodies: list[bytes], plan: Plan, headers: dict[str, str] = HEADERS
+) -> float:
     """Requests/s with `concurrency` threads, each on its own keep-alive session."""
     done = [0] * plan.concurrency
     failures: list[str] = []
@@ -306,7 +315,7 @@ def throughput(url: str, bodies: list[bytes], plan: Plan) -> float:
         try:
             while not stop.is_set():
                 body = bodies[i % len(bodies)]
-                response = session.post(url, data=body, headers=HEADERS, timeout=30)
+                response = session.post(url, data=body, headers=headers, timeout=30)
                 if response.status_code != 200:
                     failures.append(f"{response.status_code} {response.text[:300]}")
                     return

@@ -84,6 +84,23 @@ def online_rows(r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def access_rows(r: dict[str, Any]) -> list[str]:
+    cases = {(c["path"], c["read"]): c for c in r["cases"]}
+    service = r["parameters"]["service"]
+    rows = []
+    for read, label in (("service", f"`{service}`"), ("plain", "its stored features by reference")):
+        on, off = cases["enforced", read], cases["open", read]
+        rows.append(
+            f"| online over HTTP, permissions enforced (OIDC token), {label}, 1 row | "
+            f"p50 {_n(on['p50_ms'], 2)} / p99 {_n(on['p99_ms'], 2)} ms, "
+            f"{_n(on['requests_per_s'])} req/s | no auth: p50 {_n(off['p50_ms'], 2)} / p99 "
+            f"{_n(off['p99_ms'], 2)} ms, {_n(off['requests_per_s'])} req/s | "
+            f"{_n(on['p50_ms'] / off['p50_ms'], 2)}x p50; "
+            f"{_n(on['requests_per_s'] / off['requests_per_s'], 2)}x req/s | - | - |"
+        )
+    return rows
+
+
 def replay_rows(r: dict[str, Any]) -> list[str]:
     p, x = r["replay"], r["ratios"]
     rows = [
@@ -157,6 +174,7 @@ ROWS = {
     "ingest": ingest_rows,
     "freshness": freshness_rows,
     "online": online_rows,
+    "access": access_rows,
     "replay": replay_rows,
     "memory": memory_rows,
     "restart": restart_rows,

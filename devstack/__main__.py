@@ -1,6 +1,8 @@
 """`python -m devstack up|down|status|clean`: the real single-node stack behind `make up`,
-and the local Redis Cluster beside it when asked for (AURORA_STACK_REDIS_CLUSTER, `make up
-REDIS_CLUSTER=1`) or when AURORA_REDIS_URL names a cluster."""
+and beside it, when asked for: the local Redis Cluster (AURORA_STACK_REDIS_CLUSTER, `make up
+REDIS_CLUSTER=1`, or an AURORA_REDIS_URL naming a cluster), the encrypted Postgres and Redis
+(AURORA_STACK_TLS, `make up TLS=1`) and the OpenID Connect provider (AURORA_STACK_OIDC, `make up
+OIDC=1`). `down` stops whichever of them runs."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ from functools import partial
 from devstack import compose
 from devstack.errors import StackError
 from devstack.kafka import Kafka
+from devstack.oidc import OidcProvider
 from devstack.postgres import Postgres
 from devstack.probes import PROBES, probe_redis_cluster, wait_ready
 from devstack.redis_cluster import RedisClusterStack
 from devstack.redis_server import Redis
 from devstack.service import LocalService
+from devstack.tls import tls_services
 from stream.redis_client import where
 from stream.settings import Settings, get_settings
 
@@ -66,6 +70,20 @@ def cmd_up(settings: Settings) -> None:
     # and benchmarks that compare it with the single Redis expect.
     if cluster_wanted(settings):
         cluster_up(settings)
+    for extra in extra_services(settings):
+        result = extra.up()
+        print(f"{extra.name:9} up   pid {extra.pid()}  {result.detail}  log {extra.log}")
+
+
+def extra_services(settings: Settings, *, every: bool = False) -> list[LocalService]:
+    """The local processes beside the stack that the settings ask for (`every`: all of them,
+    to stop them), in either mode."""
+    wanted: list[LocalService] = []
+    if every or settings.stack_tls:
+        wanted.extend(tls_services(settings))
+    if every or settings.stack_oidc:
+        wanted.append(OidcProvider(settings))
+    return wanted
 
 
 def cmd_down(settings: Settings) -> None:
@@ -74,6 +92,9 @@ def cmd_down(settings: Settings) -> None:
     # Whoever started it (make up, a test, a benchmark), the cluster stops with the stack.
     if RedisClusterStack(settings).down():
         print(f"{RedisClusterStack.name:9} stopped")
+    for extra in extra_services(settings, every=True):
+        if extra.down():
+            print(f"{extra.name:9} stopped")
     if mode == "docker":
         compose.down(settings)
     else:
@@ -127,6 +148,15 @@ def cmd_status(settings: Settings) -> int:
         running = f"pids {','.join(str(p) for p in nodes)}"
         state = "up" if result.ok else "DOWN"
         print(f"{cluster.name:9} {state:5} {endpoint:28} {running:12} {result.detail}")
+    wanted = {extra.name for extra in extra_services(settings)}
+    for extra in extra_services(settings, every=True):
+        result = extra.probe()
+        # Shown whenever wanted, ours or answering, as the cluster is.
+        if extra.name in wanted or extra.pid() or result.ok:
+            healthy &= result.ok or extra.name not in wanted
+            running = f"pid {extra.pid()}" if extra.pid() else "not ours"
+            state = "up" if result.ok else "DOWN"
+            print(f"{extra.name:12} {state:5} {running:12} {result.detail}")
     return 0 if healthy else 1
 
 

@@ -52,11 +52,12 @@ def _find_bindir() -> str | None:
 
 class Postgres(LocalService):
     name = "postgres"
+    folder = "postgres"
 
     def prepare(self) -> None:
         self.bindir = Path(ensure_debian_package("postgresql", _find_bindir))
         self.user = service_user("postgres")
-        base = owned_dir(self.root / "postgres", self.user)
+        base = owned_dir(self.root / self.folder, self.user)
         self.pgdata = base / "data"
         self.sockets = base / "run"
         for folder in (self.sockets,):
@@ -81,19 +82,29 @@ class Postgres(LocalService):
                 ]
             )
 
-    def spawn(self) -> int:
+    def listen(self) -> tuple[str, int]:
+        """The address and port the server listens on."""
         pg = self.settings.postgres
+        return pg.host, pg.port
+
+    def server_options(self) -> list[str]:
+        """Server settings beyond the tuning every cluster of the stack has."""
+        return []
+
+    def spawn(self) -> int:
+        host, port = self.listen()
         argv = [
             str(self.bindir / "postgres"),
             "-D",
             str(self.pgdata),
             "-c",
-            f"listen_addresses={pg.host}",
+            f"listen_addresses={host}",
             "-c",
-            f"port={pg.port}",
+            f"port={port}",
             "-c",
             f"unix_socket_directories={self.sockets}",
             *_TUNING,
+            *self.server_options(),
         ]
         ids = {"user": self.user.pw_uid, "group": self.user.pw_gid} if self.user else {}
         return self.popen(argv, cwd=self.pgdata, **ids)
@@ -112,13 +123,13 @@ class Postgres(LocalService):
         if pid_alive(pid):
             terminate(pid, self.name)
 
-    def _superuser_conninfo(self) -> str:
+    def superuser_conninfo(self) -> str:
         pg = self.settings.postgres
         return f"host={pg.host} port={pg.port} dbname=postgres user=postgres sslmode=disable"
 
     def _superuser_probe(self) -> ProbeResult:
         try:
-            psycopg.connect(self._superuser_conninfo(), connect_timeout=3).close()
+            psycopg.connect(self.superuser_conninfo(), connect_timeout=3).close()
         except psycopg.Error as exc:
             return ProbeResult(False, str(exc).strip())
         return ProbeResult(True, "accepting connections")
@@ -126,7 +137,7 @@ class Postgres(LocalService):
     def _bootstrap(self) -> None:
         """Create the role and database named in the DSN when they are missing."""
         pg = self.settings.postgres
-        conn = psycopg.connect(self._superuser_conninfo())
+        conn = psycopg.connect(self.superuser_conninfo())
         conn.autocommit = True
         try:
             with conn.cursor() as cur:

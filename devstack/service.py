@@ -40,8 +40,12 @@ class LocalService(ABC):
             logger.info("started %s (pid %d), log %s", self.name, pid, self.log)
         return self.wait()
 
+    def probe(self) -> ProbeResult:
+        """Ask the service a real question, once."""
+        return PROBES[self.name](self.settings)
+
     def wait(self) -> ProbeResult:
-        return self.wait_for(lambda: PROBES[self.name](self.settings))
+        return self.wait_for(self.probe)
 
     def wait_for(self, probe: Callable[[], ProbeResult]) -> ProbeResult:
         return wait_ready(

@@ -28,6 +28,8 @@ def connect(settings: Settings, **options: Any) -> OnlineRedis:
         options["password"] = parts.password
     if parts.ssl:
         options["ssl"] = True
+        if settings.redis_ssl_ca_file is not None:
+            options["ssl_ca_certs"] = str(settings.redis_ssl_ca_file)
     if parts.cluster:
         # Cluster nodes have no SELECT: the settings refuse a database other than 0.
         nodes = [ClusterNode(host, port) for host, port in parts.nodes]  # type: ignore[no-untyped-call]

@@ -70,12 +70,18 @@ class Settings(BaseSettings):
     postgres_dsn: SecretStr = SecretStr("postgresql://aurora@127.0.0.1:15432/aurora")
     # "prefer" matches libpq: TLS when the server offers it. Production sets verify-full.
     postgres_sslmode: SslMode = "prefer"
+    # The CA that signed the server's certificate, for verify-ca and verify-full (libpq's default,
+    # ~/.postgresql/root.crt, when unset). The worker, Feast's stores and the registry all use it.
+    postgres_sslrootcert: Path | None = None
 
     # One Redis, or a Redis Cluster: a URL naming several nodes (redis://host:port,host:port/0)
     # is one, and redis_cluster says so of a URL naming one node (a cluster's configuration
     # endpoint). The worker, replay, status and Feast (feature_store.yaml) all follow it.
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:16379/0")
     redis_cluster: bool = False
+    # The CA that signed the servers' certificates for rediss:// (the system's CAs when unset);
+    # the host name is checked against the certificate either way.
+    redis_ssl_ca_file: Path | None = None
 
     # Feast: the project namespaces every key in Redis; the SQL registry (in Postgres) lets several
     # workers and feature servers share one registry, the file registry suits one machine.
@@ -84,6 +90,22 @@ class Settings(BaseSettings):
     feast_registry_path: str = "data/registry.db"
     postgres_schema: str = "public"
     feast_repo_path: Path = Field(default_factory=lambda: _default_repo_path())
+
+    # Who may read what through Feast's servers (`feast serve`): no_auth answers anyone, as
+    # `make demo` and a local `feast serve` expect; oidc makes every request carry a bearer token
+    # from the OpenID Connect provider below and enforces the permissions of
+    # feature_repo/permissions.py on the roles in it (docs/security.md).
+    feast_auth: Literal["no_auth", "oidc"] = "no_auth"
+    # The provider's discovery document (https://idp/.well-known/openid-configuration).
+    feast_oidc_discovery_url: str = ""
+    # Roles are read from the token's resource_access.<client id>.roles (Keycloak's shape) and
+    # its top-level roles claim (Entra ID's).
+    feast_oidc_client_id: str = "aurora-feature-server"
+    # When set, a token must name this audience / issuer; empty skips that check (Feast's default).
+    feast_oidc_audience: str = ""
+    feast_oidc_issuer: str = ""
+    # The CA that signed the provider's certificate, when it is not one the system trusts.
+    feast_oidc_ca_file: Path | None = None
 
     # The Faust worker. Every worker with the same app id shares the partitions of one group.
     worker_app_id: str = "aurora-features"
@@ -166,6 +188,16 @@ class Settings(BaseSettings):
     # it); the tests and benchmarks that compare the two start it themselves.
     stack_redis_cluster: bool = False
     stack_redis_cluster_port: int = Field(default=17000, ge=1, le=65535 - 2 - 10000)
+    # The local stack's encrypted Postgres and Redis, beside the plain ones: a CA and server
+    # certificates the stack makes for itself, Postgres taking only TLS (hostssl) and Redis only
+    # its TLS port. `make up TLS=1` starts them; the tests that use them start them themselves.
+    stack_tls: bool = False
+    stack_tls_postgres_port: int = Field(default=15433, ge=1, le=65535)
+    stack_tls_redis_port: int = Field(default=16380, ge=1, le=65535)
+    # The local stack's OpenID Connect provider (devstack/oidc/), for the feature server's
+    # permissions: `make up OIDC=1`, or the tests and benchmarks that need it.
+    stack_oidc: bool = False
+    stack_oidc_port: int = Field(default=15480, ge=1, le=65535)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -210,6 +242,12 @@ class Settings(BaseSettings):
                 f"{LONGEST_WINDOW.days}-day windows of a replay still read: keep at least {need} "
                 "days, or set AURORA_ARCHIVE_RETENTION_FORCE=true to drop them anyway"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_has_provider(self) -> Settings:
+        if self.feast_auth == "oidc" and not self.feast_oidc_discovery_url:
+            raise ValueError("feast_auth oidc needs AURORA_FEAST_OIDC_DISCOVERY_URL")
         return self
 
     @model_validator(mode="after")
@@ -340,6 +378,8 @@ class Settings(BaseSettings):
         }
         if pg.password:
             fields["password"] = pg.password
+        if self.postgres_sslrootcert is not None:
+            fields["sslrootcert"] = str(self.postgres_sslrootcert)
         return " ".join(f"{key}={_quote_conninfo(value)}" for key, value in fields.items())
 
 

@@ -16,7 +16,9 @@ from stream.settings import get_settings
 def cmd_feast(args: argparse.Namespace) -> int:
     settings = get_settings()
     env = {**os.environ, **feast_environment(settings)}
-    argv = [sys.executable, "-m", "feast.cli.cli", "-c", str(settings.feast_repo_path), *args.rest]
+    # Feast's own CLI, with permissions read through the registry's cache (feast_cli.py).
+    cli = "stream.featurestore.feast_cli"
+    argv = [sys.executable, "-m", cli, "-c", str(settings.feast_repo_path), *args.rest]
     return subprocess.run(argv, env=env, check=False).returncode
 
 

@@ -1,8 +1,11 @@
-"""`python -m stream migrate`, `partitions`, `status` (exit 1 when stale) and `quality`."""
+"""`python -m stream migrate`, `partitions`, `status` (exit 1 when stale), `quality` and
+`redis-acl`."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,6 +74,37 @@ def cmd_quality(args: argparse.Namespace) -> int:
     return main(get_settings(), args.days, args.out)
 
 
+def cmd_redis_acl(args: argparse.Namespace) -> int:
+    from stream.errors import ConfigError
+    from stream.ops.redis_acl import ROLES, setuser_command
+
+    settings = get_settings()
+    users = {"ingestor": args.ingestor_user, "reader": args.reader_user}
+    if not args.apply:
+        for role in ROLES:
+            line = setuser_command(users[role], role, settings.feast_project, "PASSWORD")
+            print(shlex.join(line[:-1]), f"'>{role.upper()}_PASSWORD'")
+        return 0
+    from stream.redis_client import connect, where
+
+    client = connect(settings)
+    try:
+        for role in ROLES:
+            variable = f"AURORA_REDIS_ACL_{role.upper()}_PASSWORD"
+            password = os.environ.get(variable, "")
+            if not password:
+                raise ConfigError(f"--apply takes the {role}'s password from {variable}")
+            command = setuser_command(users[role], role, settings.feast_project, password)
+            client.execute_command(*command)  # type: ignore[no-untyped-call]  # redis-py's
+            print(f"{users[role]}: {role} of project {settings.feast_project} on {where(settings)}")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    return 0
+
+
 def register(commands: Any) -> None:
     commands.add_parser("migrate", help="apply the versioned SQL migrations").set_defaults(
         run=cmd_migrate
@@ -96,3 +130,15 @@ def register(commands: Any) -> None:
     quality.add_argument("--days", type=int, default=7, help="the period, against the one before")
     quality.add_argument("--out", type=Path, default=Path("quality.html"), help="the HTML file")
     quality.set_defaults(run=cmd_quality)
+    acl = commands.add_parser(
+        "redis-acl",
+        help="the Redis ACL users of the online store: print their ACL SETUSER lines, or --apply",
+        description="The ingestor may write the Feast project's keys, the reader only read them "
+        "(stream/ops/redis_acl.py). --apply sets them on AURORA_REDIS_URL's Redis (as a user "
+        "allowed ACL SETUSER), with passwords from AURORA_REDIS_ACL_INGESTOR_PASSWORD and "
+        "AURORA_REDIS_ACL_READER_PASSWORD.",
+    )
+    acl.add_argument("--ingestor-user", default="aurora-ingestor")
+    acl.add_argument("--reader-user", default="aurora-reader")
+    acl.add_argument("--apply", action="store_true", help="set the users, not just print them")
+    acl.set_defaults(run=cmd_redis_acl)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ def feast_environment(settings: Settings) -> dict[str, str]:
         redis_params.append(f"password={redis.password}")
     if redis.ssl:
         redis_params.append("ssl=true")
+        if settings.redis_ssl_ca_file is not None:
+            redis_params.append(f"ssl_ca_certs={settings.redis_ssl_ca_file}")
     if settings.feast_registry_type == "sql":
         credentials = quote(pg.user, safe="")
         if pg.password:
@@ -38,6 +41,8 @@ def feast_environment(settings: Settings) -> dict[str, str]:
             f"postgresql+psycopg://{credentials}@{pg.host}:{pg.port}/{quote(pg.database)}"
             f"?sslmode={settings.postgres_sslmode}"
         )
+        if settings.postgres_sslrootcert is not None:
+            registry_path += f"&sslrootcert={quote(str(settings.postgres_sslrootcert))}"
     else:
         registry_path = settings.feast_registry_path
     return {
@@ -53,7 +58,31 @@ def feast_environment(settings: Settings) -> dict[str, str]:
         "AURORA_PG_USER": pg.user,
         "AURORA_PG_PASSWORD": pg.password,
         "AURORA_PG_SSLMODE": settings.postgres_sslmode,
+        # Empty reads as YAML's null: libpq's default root certificate.
+        "AURORA_PG_SSLROOTCERT": str(settings.postgres_sslrootcert or ""),
+        "AURORA_FEAST_AUTH_SECTION": feast_auth_section(settings),
     }
+
+
+def feast_auth_section(settings: Settings) -> str:
+    """feature_store.yaml's `auth:` mapping, as one line of YAML (JSON is YAML).
+
+    A whole mapping, not a value per field: Feast's config models forbid unknown fields, so
+    no_auth must not carry the OIDC ones."""
+    if settings.feast_auth == "no_auth":
+        return json.dumps({"type": "no_auth"})
+    section: dict[str, str] = {
+        "type": "oidc",
+        "auth_discovery_url": settings.feast_oidc_discovery_url,
+        "client_id": settings.feast_oidc_client_id,
+    }
+    if settings.feast_oidc_audience:
+        section["audience"] = settings.feast_oidc_audience
+    if settings.feast_oidc_issuer:
+        section["issuer"] = settings.feast_oidc_issuer
+    if settings.feast_oidc_ca_file is not None:
+        section["ca_cert_path"] = str(settings.feast_oidc_ca_file)
+    return json.dumps(section)
 
 
 def export_feast_environment(settings: Settings) -> None:

@@ -24,7 +24,7 @@ from stream.catalog import features_of
 from stream.core.events import from_us
 from stream.core.records import Row
 from stream.errors import PushSourceError
-from stream.sinks.feast_adapter import provider, push_source_views
+from stream.featurestore.feast_adapter import provider, push_source_views
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -30,7 +30,7 @@ from feast.repo_config import RepoConfig
 from psycopg import sql
 
 from stream.errors import OfflineWriteError
-from stream.sinks.feast_adapter import postgres_connection, postgres_connection_key
+from stream.featurestore.feast_adapter import postgres_connection, postgres_connection_key
 from stream.sinks.snapshots import KEY_COLUMNS, copy_or_merge
 
 logger = logging.getLogger(__name__)

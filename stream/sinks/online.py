@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from stream.catalog import VIEWS, view
 from stream.core.records import Row
 from stream.errors import UnsupportedStoreError
+from stream.featurestore.feast_adapter import precompute_for_push
 from stream.sinks.base import Flush, by_view, latest_per_user
-from stream.sinks.feast_adapter import precompute_for_push
 from stream.sinks.feast_rows import PushViews, frame, join_key, online_rows
 from stream.sinks.redis_rows import RedisOnlineSink, RedisWriter, rows_writer
 

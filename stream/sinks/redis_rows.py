@@ -161,7 +161,7 @@ class RedisRows:
         """The layout of a registered view, from Feast's config and view."""
         from feast.value_type import ValueType
 
-        from stream.sinks.feast_adapter import versioned_view_name
+        from stream.featurestore.feast_adapter import versioned_view_name
 
         if config.entity_key_serialization_version != 3:
             raise UnsupportedStoreError("entity keys other than serialisation version 3")
@@ -241,7 +241,7 @@ def rows_writer(provider: Any, fv: FeatureView, join_key: str) -> RedisWriter:
     """
     from feast.infra.online_stores.redis import RedisOnlineStore
 
-    from stream.sinks.feast_adapter import redis_client
+    from stream.featurestore.feast_adapter import redis_client
 
     store = getattr(provider, "online_store", None)
     if not isinstance(store, RedisOnlineStore):

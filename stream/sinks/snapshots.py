@@ -37,6 +37,7 @@ _FROM_SETTINGS: Final = {
     "user": "${AURORA_PG_USER}",
     "password": "${AURORA_PG_PASSWORD}",
     "sslmode": "${AURORA_PG_SSLMODE}",
+    "sslrootcert_path": "${AURORA_PG_SSLROOTCERT}",
 }
 
 # Feeds a COPY ... FROM STDIN of the batch's columns into the table it is given.

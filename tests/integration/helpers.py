@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -272,39 +273,34 @@ def feature_server(settings: Settings) -> Iterator[str]:
     """Feast's REST feature server (`python -m stream feast serve`) on a free loopback port
     with these settings; yields its base URL once /health answers."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stream",
-            "feast",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            f"{port}",
-        ],
-        env={**os.environ, **settings.to_env()},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2):  # noqa: S310
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    pytest.fail(f"feast serve did not come up:\n{output[-3000:]}")
-                time.sleep(0.5)
-        yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+    argv = [sys.executable, "-m", "stream", "feast", "serve", "--host", "127.0.0.1"]
+    # A file, not a pipe nobody reads while the server runs: a server logging more than a pipe
+    # holds (with permissions enforced, Feast logs every decision) would block on its writes.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [*argv, "--port", f"{port}"],
+            env={**os.environ, **settings.to_env()},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        try:
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/health", timeout=2):  # noqa: S310
+                        break
+                except (urllib.error.URLError, ConnectionError):
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        output = log.read().decode(errors="replace")
+                        pytest.fail(f"feast serve did not come up:\n{output[-3000:]}")
+                    time.sleep(0.5)
+            yield base
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
 
 
 def check_online_over_http(base: str, want: list[RefRow]) -> None:

@@ -151,3 +151,50 @@ def test_an_archive_retention_shorter_than_a_replay_reads_is_refused_unless_forc
         Settings(archive_retention_days=7, archive_retention_force=True).archive_retention_days == 7
     )
     assert Settings(snapshot_retention_days=1).snapshot_retention_days == 1
+
+
+def test_feast_gets_the_tls_roots_of_postgres_and_redis() -> None:
+    from stream.featurestore.env import feast_environment
+
+    settings = Settings(
+        redis_url="rediss://ingest:pw@db.internal:6380/0",
+        redis_ssl_ca_file="/etc/ssl/redis-ca.pem",
+        postgres_sslmode="verify-full",
+        postgres_sslrootcert="/etc/ssl/pg-ca.pem",
+        feast_registry_type="sql",
+    )
+    env = feast_environment(settings)
+    assert env["AURORA_REDIS_CONNECTION_STRING"].endswith(
+        ",ssl=true,ssl_ca_certs=/etc/ssl/redis-ca.pem"
+    )
+    assert env["AURORA_PG_SSLROOTCERT"] == "/etc/ssl/pg-ca.pem"
+    assert env["AURORA_FEAST_REGISTRY_PATH"].endswith(
+        "?sslmode=verify-full&sslrootcert=/etc/ssl/pg-ca.pem"
+    )
+    assert "sslrootcert='/etc/ssl/pg-ca.pem'" in settings.postgres_conninfo()
+    # Unset, libpq's own default applies: the variable is empty and YAML reads it as null.
+    assert feast_environment(Settings())["AURORA_PG_SSLROOTCERT"] == ""
+
+
+def test_the_auth_section_is_no_auth_unless_oidc_is_asked_for() -> None:
+    import json
+
+    import pytest
+    from pydantic import ValidationError
+
+    from stream.featurestore.env import feast_auth_section
+
+    assert json.loads(feast_auth_section(Settings())) == {"type": "no_auth"}
+    oidc = Settings(
+        feast_auth="oidc",
+        feast_oidc_discovery_url="https://idp/.well-known/openid-configuration",
+        feast_oidc_audience="urn:aurora:features",
+    )
+    assert json.loads(feast_auth_section(oidc)) == {
+        "type": "oidc",
+        "auth_discovery_url": "https://idp/.well-known/openid-configuration",
+        "client_id": "aurora-feature-server",
+        "audience": "urn:aurora:features",
+    }
+    with pytest.raises(ValidationError, match="AURORA_FEAST_OIDC_DISCOVERY_URL"):
+        Settings(feast_auth="oidc")

@@ -1,4 +1,5 @@
-"""The private names of Feast the sinks rely on are still there (stream/sinks/feast_adapter.py).
+"""The private names of Feast this project relies on are still there
+(stream/featurestore/feast_adapter.py).
 
 An upgrade that renames one fails here, naming the assumption, instead of in the writer process.
 """
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stream.sinks import feast_adapter
+from stream.featurestore import feast_adapter
 
 
 def _owner(path: str) -> Any:
@@ -31,5 +32,15 @@ def _owner(path: str) -> Any:
 def test_feast_still_has_the_private_name(owner: str, name: str) -> None:
     found = getattr(_owner(owner), name, None)
     assert callable(found), (
-        f"Feast's {owner} has no callable {name}: stream/sinks/feast_adapter.py relies on it"
+        f"Feast's {owner} has no callable {name}: stream/featurestore/feast_adapter.py relies on it"
     )
+
+
+def test_a_security_manager_still_has_the_attributes_read() -> None:
+    from feast.permissions.security_manager import SecurityManager
+
+    manager = SecurityManager(project="p", registry=None)  # type: ignore[arg-type]
+    for name in feast_adapter.MANAGER_ASSUMED:
+        assert hasattr(manager, name), (
+            f"Feast's SecurityManager has no {name}: stream/featurestore/feast_adapter.py reads it"
+        )

@@ -1,9 +1,10 @@
-"""Feast's private names, in one place: what the sinks use of Feast beyond its public API.
+"""Feast's private names, in one place: what this project uses of Feast beyond its public API.
 
 `FeatureStore.push` re-reads the registry and converts rows through pandas on every call; the
-sinks call what it ends in instead (docs/decisions/0004-rows-straight-to-the-stores.md). What
-that relies on, checked by tests/unit/sinks/test_feast_adapter.py, which names the assumption
-that an upgrade broke:
+sinks call what it ends in instead (docs/decisions/0004-rows-straight-to-the-stores.md). The
+feature server reads its permissions from the registry's cache
+(docs/decisions/0024-permissions-from-the-registry-cache.md). What that relies on, checked by
+tests/unit/featurestore/test_feast_adapter.py, which names the assumption that an upgrade broke:
 
 - `FeatureStore._get_provider()`: the provider whose `online_write_batch` and
   `ingest_df_to_offline_store` `push` calls;
@@ -13,7 +14,9 @@ that an upgrade broke:
 - `feast.infra.online_stores.redis._versioned_fv_name(view, config)`: the view's name in keys;
 - `RedisOnlineStore._get_client(config)`: the store's Redis client;
 - `feast.infra.utils.postgres.connection_utils._get_conn`, `_get_conninfo` and
-  `_get_conn_kwargs`: a psycopg connection as Feast's Postgres stores open one.
+  `_get_conn_kwargs`: a psycopg connection as Feast's Postgres stores open one;
+- a `SecurityManager`'s `_current_project`, `_project` and `_registry`: the project a request
+  names and the registry its permissions come from.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     import psycopg
     from feast import FeatureStore
     from feast.feature_view import FeatureView
+    from feast.permissions.permission import Permission
     from feast.repo_config import RepoConfig
 
 # (owner, name): every private name used, for the test that checks them after an upgrade.
@@ -41,6 +45,8 @@ ASSUMED: tuple[tuple[Any, str], ...] = (
     ("feast.infra.utils.postgres.connection_utils", "_get_conninfo"),
     ("feast.infra.utils.postgres.connection_utils", "_get_conn_kwargs"),
 )
+# Attributes a SecurityManager sets on itself (not callables), checked on an instance.
+MANAGER_ASSUMED: tuple[str, ...] = ("_current_project", "_project", "_registry")
 
 
 def provider(store: FeatureStore) -> Any:
@@ -77,3 +83,10 @@ def postgres_connection(config: Any) -> psycopg.Connection[Any]:
 def postgres_connection_key(config: Any) -> str:
     """What identifies the server and the credentials of `config` (to reuse its connection)."""
     return f"{_pg._get_conninfo(config)} {sorted(_pg._get_conn_kwargs(config).items())}"
+
+
+def cached_permissions(manager: Any) -> list[Permission]:
+    """The permissions of the request's project, from the registry's cache."""
+    project = manager._current_project.get() or manager._project
+    found: list[Permission] = manager._registry.list_permissions(project=project, allow_cache=True)
+    return found
