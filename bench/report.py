@@ -233,8 +233,9 @@ def growth_table(r: dict[str, Any], chart: str) -> str:
             f"history held {h['archive_rows']:,} archived events and {h['snapshot_rows']:,} "
             f"snapshot rows over {p['history_days']} days; each case ingested {p['events']:,} "
             f"events of the last 3 days, best of {p['rounds']} alternating rounds; load average "
-            f"{p['load_average_1m'][0]} to {p['load_average_1m'][1]} on 2 cores (other work "
-            f"shared the machine). Chart: [`{chart}`]({chart}).",
+            f"{p['load_average_1m'][0]} to {p['load_average_1m'][1]} on 2 cores"
+            f"{' (other work shared the machine)' if max(p['load_average_1m']) > 2 else ''}. "
+            f"Chart: [`{chart}`]({chart}).",
             "",
             "| figure | empty tables | full history | ratio | target | met |",
             "|---|---|---|---|---|---|",
