@@ -38,6 +38,7 @@ from bench.bench_online import (
     request_context,
     start_server,
     stored_references,
+    summary,
     wait_for_server,
 )
 from bench.common import stop_worker, write_result
@@ -64,13 +65,11 @@ def apply(settings: Settings) -> None:
 
 
 def pooled(samples_ms: list[float], rates: list[float]) -> dict[str, Any]:
-    ms = np.array(samples_ms)
+    """The rounds' samples as bench_online summarises one round's, with the rounds' rates."""
+    found = summary([round(x * 1e6) for x in samples_ms])
+    del found["samples_ms"]
     return {
-        "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p95_ms": round(float(np.percentile(ms, 95)), 3),
-        "p99_ms": round(float(np.percentile(ms, 99)), 3),
-        "mean_ms": round(float(ms.mean()), 3),
-        "calls": len(samples_ms),
+        **found,
         "requests_per_s": round(float(np.mean(rates)), 3),
         "requests_per_s_rounds": rates,
     }
