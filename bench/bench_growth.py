@@ -31,7 +31,6 @@ import threading
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -39,8 +38,8 @@ from psycopg import sql
 
 from bench import bench_ingest, charts
 from bench.common import (
-    CLOCK_TICK,
     RESULTS,
+    cpu_s,
     create_schema,
     drop_schema,
     fresh_settings,
@@ -49,7 +48,7 @@ from bench.common import (
 from bench.report import growth_table, update_block
 from stream.catalog import VIEWS, features_of
 from stream.ops import partitions
-from stream.ops.partition_plan import midnight, partition_name
+from stream.ops.partition_plan import DAY, Partition, midnight, partition_name
 from stream.settings import Settings, get_settings
 from stream.sinks.archive import ArchiveSink
 
@@ -60,7 +59,6 @@ TARGET_CPU_RATIO = 1.15  # full over empty Postgres CPU per event, at most
 TARGET_DROP_S = 1.0
 TRAFFIC_DAYS = 3  # bench_ingest's traffic: these days before now, into their partitions
 USERS = 100_000  # the history's users: ~8 archived events a user a day at 50M over 64 days
-_TYPES = ("activity", "sleep", "exercise", "social", "sync")
 
 
 def _settings(schema: str) -> Settings:
@@ -143,28 +141,16 @@ def _fill_day(conn: psycopg.Connection[Any], table: str, day: date, rows: sql.Co
     held = _exists(conn, name)
     if held:
         return
+    if held is False:  # made empty by a maintenance: replace it
+        partitions.drop(conn, table, Partition(name, midnight(day), midnight(day) + DAY))
     with conn.transaction():
-        if held is False:  # made empty by a maintenance: replace it
-            conn.execute(
-                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
-                    sql.Identifier(table), sql.Identifier(name)
-                )
-            )
-            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
         conn.execute(
             sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(
                 sql.Identifier(name), sql.Identifier(table)
             )
         )
         conn.execute(rows)
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
-                sql.Identifier(table),
-                sql.Identifier(name),
-                sql.Literal(midnight(day)),
-                sql.Literal(midnight(day) + timedelta(days=1)),
-            )
-        )
+        partitions.attach_day(conn, table, day)
     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
     conn.commit()
 
@@ -339,12 +325,6 @@ def drop_oldest_day(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _backend_cpu_s(pid: int) -> float:
-    """CPU seconds of one Postgres backend (same machine, as the local stack runs)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
-
-
 def _batch(day: date, n: int, seq: int, batches: int) -> list[tuple[Any, ...]]:
     """`n` archive rows of the day's last hour, batch `seq` of `batches` later than the one
     before, in random order within it: a flush of many users' events as they arrive."""
@@ -428,7 +408,7 @@ def _copy_batches(
         for n in range(batches):
             for case, day in (("empty", empty), ("full", full)):
                 lines = _batch(day, batch, n, batches)
-                cpu, wall = _backend_cpu_s(pid), time.monotonic()
+                cpu, wall = cpu_s(pid, reaped=False), time.monotonic()
                 with (
                     conn.cursor() as cur,
                     cur.copy(f"COPY raw_events ({columns}) FROM STDIN") as copy,
@@ -436,7 +416,7 @@ def _copy_batches(
                     for line in lines:
                         copy.write_row(line)
                 conn.commit()
-                spent[case].append((_backend_cpu_s(pid) - cpu, time.monotonic() - wall))
+                spent[case].append((cpu_s(pid, reaped=False) - cpu, time.monotonic() - wall))
     # The first fifth warms the caches on both sides; it is left out.
     skip = batches // 5
 

@@ -93,17 +93,11 @@ def count(settings: Settings, sql: str, args: tuple[Any, ...] = ()) -> int:
 def archived(settings: Settings, prefix: str, since: datetime | None = None) -> int:
     """The run's archived events; `since` (its oldest event time) reads only the partitions of
     its days, not a long history's (bench.bench_growth)."""
-    if since is None:
-        return count(
-            settings,
-            f"SELECT count(*) FROM raw_events WHERE {IN_PREFIX}",  # noqa: S608 - a constant
-            prefix_bounds(prefix),
-        )
-    return count(
-        settings,
-        f"SELECT count(*) FROM raw_events WHERE {IN_PREFIX} AND event_timestamp >= %s",  # noqa: S608
-        (*prefix_bounds(prefix), since),
-    )
+    where = IN_PREFIX
+    args: tuple[object, ...] = prefix_bounds(prefix)
+    if since is not None:
+        where, args = f"{where} AND event_timestamp >= %s", (*args, since)
+    return count(settings, f"SELECT count(*) FROM raw_events WHERE {where}", args)  # noqa: S608
 
 
 class ArchiveProgress:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,7 +124,6 @@ def create_day(
 ) -> int:
     """Make `day`'s partition, with the rows DEFAULT holds of it; return how many moved."""
     name = sql.Identifier(partition_name(table, day))
-    start, end = midnight(day), midnight(day) + DAY
     moved = 0
     with _step(conn):
         conn.execute(
@@ -137,18 +137,28 @@ def create_day(
                     "WITH moved AS (DELETE FROM {} WHERE event_timestamp >= %s "
                     "AND event_timestamp < %s RETURNING *) INSERT INTO {} SELECT * FROM moved"
                 ).format(sql.Identifier(default.name), name),
-                (start, end),
+                (midnight(day), midnight(day) + DAY),
             )
             moved = cur.rowcount
-        # Attached, not created as a partition: an attach takes a lock that lets the worker's
-        # inserts into the other partitions go on (the DEFAULT one, checked, is locked).
-        conn.execute(
-            # DDL takes no parameters: the bounds are literals.
-            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
-                sql.Identifier(table), name, sql.Literal(start), sql.Literal(end)
-            )
-        )
+        attach_day(conn, table, day)
     return moved
+
+
+def attach_day(conn: psycopg.Connection[Any], table: str, day: date) -> None:
+    """Attach the table built apart as `day`'s partition, in the caller's transaction.
+
+    Attached, not created as a partition: an attach takes a lock that lets the worker's inserts
+    into the other partitions go on (the DEFAULT one, checked, is locked).
+    """
+    # DDL takes no parameters: the bounds are literals.
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+            sql.Identifier(table),
+            sql.Identifier(partition_name(table, day)),
+            sql.Literal(midnight(day)),
+            sql.Literal(midnight(day) + DAY),
+        )
+    )
 
 
 def drop(conn: psycopg.Connection[Any], table: str, partition: Partition) -> None:
@@ -243,7 +253,7 @@ def keep_up(settings: Settings) -> threading.Thread | None:
 
     def loop() -> None:
         while True:
-            threading.Event().wait(every)
+            time.sleep(every)
             turn()
 
     thread = threading.Thread(target=loop, name="partitions", daemon=True)
