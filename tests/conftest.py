@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,13 +18,12 @@ import psycopg
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 from psycopg import sql
-from pydantic import SecretStr
 
 from devstack.compose import docker_available
 from devstack.probes import PROBES
-from stream.ops.migrate import load_migrations, migrate
 from stream.redis_client import OnlineRedis, connect, where
 from stream.settings import Settings, get_settings
+from tests.databases import own_database
 
 
 @dataclass(frozen=True)
@@ -80,38 +79,13 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Stack]:
                 f"answer:\n{details}\nRun `make up` (or `make test`, which runs it) first.",
                 returncode=3,
             )
-        settings = cleanup.enter_context(_session_database(base))
+        settings = cleanup.enter_context(own_database(base, "aurora_test"))
         print(
             f"\naurora stack: {backend}: kafka {settings.kafka_bootstrap_servers}, "
             f"postgres {settings.postgres.host}:{settings.postgres.port}/"
             f"{settings.postgres.database}, redis {where(settings)}"
         )
         yield Stack(backend, settings)
-
-
-@contextmanager
-def _session_database(base: Settings) -> Iterator[Settings]:
-    """A fresh database for this session, migrated, dropped at the end."""
-    name = f"aurora_test_{uuid.uuid4().hex[:10]}"
-    _admin(base, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        dsn = base.postgres_dsn.get_secret_value().rsplit("/", 1)[0] + f"/{name}"
-        settings = base.model_copy(update={"postgres_dsn": SecretStr(dsn)})
-        migrate(settings.postgres_conninfo(), load_migrations())
-        yield settings
-    finally:
-        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        _admin(base, drop)
-
-
-def _admin(settings: Settings, statement: sql.Composed) -> None:
-    conn = psycopg.connect(settings.postgres_conninfo())
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import urllib.error
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,10 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from psycopg import sql
-from pydantic import SecretStr
 
 from devstack.tls import make_ca, tls_services, tls_settings
-from stream.ops.migrate import load_migrations, migrate
 from stream.settings import Settings
+from tests.databases import own_database
 from tests.integration.helpers import (
     Worker,
     check_offline,
@@ -45,22 +42,8 @@ def tls(settings: Settings) -> Iterator[Settings]:
     """The session's settings on the encrypted servers, in a migrated database of their own."""
     for service in tls_services(settings):
         service.up()
-    secure = tls_settings(settings)
-    name = f"aurora_test_tls_{uuid.uuid4().hex[:8]}"
-    _admin(secure, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = secure.postgres_dsn.get_secret_value().rsplit("/", 1)[0] + f"/{name}"
-    in_database = tls_settings(settings.model_copy(update={"postgres_dsn": SecretStr(dsn)}))
-    try:
-        migrate(in_database.postgres_conninfo(), load_migrations())
+    with own_database(tls_settings(settings), "aurora_test_tls") as in_database:
         yield in_database
-    finally:
-        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        _admin(secure, drop)
-
-
-def _admin(settings: Settings, statement: sql.Composed) -> None:
-    with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as conn:
-        conn.execute(statement)
 
 
 @pytest.fixture(scope="module")
