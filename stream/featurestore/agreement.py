@@ -11,11 +11,17 @@ Invariant: an empty list means the Feast-free sinks write exactly what Feast's o
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import pickle
 import subprocess
 import sys
+from importlib import metadata
+from pathlib import Path
 
+from stream import catalog
 from stream.catalog import VIEWS, features_of
 from stream.errors import SinkError
 from stream.settings import Settings
@@ -67,8 +73,47 @@ def disagreements(settings: Settings, *, online: bool, offline: bool) -> list[st
     return found
 
 
+def verdict_key(settings: Settings, *, online: bool, offline: bool) -> str | None:
+    """What a verdict depends on, hashed; None for a SQL registry, whose views are rows in
+    Postgres that only Feast reads (its verdict is made afresh each time)."""
+    from stream.featurestore.env import feast_environment
+
+    if settings.feast_registry_type != "file":
+        return None
+    repo = Path(settings.feast_repo_path)
+    registry = Path(settings.feast_registry_path)
+    registry = registry if registry.is_absolute() else repo / registry
+    digest = hashlib.sha256(f"{online}|{offline}|{metadata.version('feast')}".encode())
+    try:
+        for path in (registry, repo / "feature_store.yaml", Path(catalog.__file__), Path(__file__)):
+            digest.update(path.read_bytes())
+    except OSError:
+        return None  # no registry yet: Feast's check says so
+    digest.update(json.dumps(feast_environment(settings), sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
 def check(settings: Settings, *, online: bool, offline: bool) -> list[str]:
-    """`disagreements`, computed in a child process; its exit returns Feast's memory."""
+    """`disagreements`, computed in a child process (its exit returns Feast's memory), or the
+    verdict kept from the last check of the same registry, stores and catalog."""
+    key = verdict_key(settings, online=online, offline=offline)
+    kept = settings.stack_dir / "registry-verdicts" / f"{key}.json"
+    if key is not None and kept.exists():
+        with contextlib.suppress(OSError, ValueError):
+            found: list[str] = json.loads(kept.read_text())
+            return found
+    result = _check_in_child(settings, online=online, offline=offline)
+    if key is not None:
+        # Kept best-effort: a read-only stack folder only means the next start checks again.
+        with contextlib.suppress(OSError):
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            partial = kept.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(result))
+            partial.replace(kept)
+    return result
+
+
+def _check_in_child(settings: Settings, *, online: bool, offline: bool) -> list[str]:
     done = subprocess.run(
         [sys.executable, "-m", "stream.featurestore.agreement"],
         input=pickle.dumps((settings, online, offline)),

@@ -70,15 +70,16 @@ def start(
     return pool
 
 
-def registry_verdict(settings: Settings) -> list[str] | None:
-    """`agreement.check` for the stores this repository lets a writer write without Feast, as
-    `OpenSinks` makes it; None when there are none (every write goes through Feast)."""
+def registry_verdict(settings: Settings, sinks: Sequence[str] = SINKS) -> list[str] | None:
+    """`agreement.check` for the stores this repository lets a writer holding `sinks` write
+    without Feast, as its `OpenSinks` makes it (so that both find the same kept verdict); None
+    when there are none (every write goes through Feast)."""
     from stream.featurestore import agreement
     from stream.sinks.redis_rows import plain_redis
     from stream.sinks.snapshots import plain_postgres
 
-    quick = plain_redis(settings.feast_repo_path, settings.redis.cluster)
-    snapshots = plain_postgres(settings.feast_repo_path)
+    quick = "online" in sinks and plain_redis(settings.feast_repo_path, settings.redis.cluster)
+    snapshots = "offline" in sinks and plain_postgres(settings.feast_repo_path)
     if not (quick or snapshots):
         return None
     return agreement.check(settings, online=quick, offline=snapshots)

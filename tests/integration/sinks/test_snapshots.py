@@ -1,13 +1,16 @@
 """The offline sink without Feast stores exactly what Feast's offline write stores, merges a
 retried write, survives a dropped connection; and the registry check that lets the writer use
-it finds the registry to be the catalog, and says so when it is not."""
+it finds the registry to be the catalog, says so when it is not, and keeps its verdict only for
+the registry it read."""
 
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -171,3 +174,32 @@ def test_a_registry_that_is_not_the_catalog_is_named(
     monkeypatch.setattr(agreement, "VIEWS", moved)
     found = agreement.disagreements(feast_settings, online=False, offline=True)
     assert found == ["offline: sleep_features writes 'sleep_features', not 'elsewhere'"]
+
+
+def test_a_verdict_is_kept_for_its_registry_alone(
+    feast_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = tmp_path / "registry.db"
+    shutil.copyfile(feast_settings.feast_registry_path, registry)
+    settings = feast_settings.model_copy(
+        update={"stack_dir": tmp_path / "stack", "feast_registry_path": str(registry)}
+    )
+    assert agreement.check(settings, online=True, offline=True) == []  # Feast's, in a child
+    asked: list[bool] = []
+
+    def in_child(settings: Settings, *, online: bool, offline: bool) -> list[str]:
+        asked.append(online)
+        return ["online: differs"]
+
+    monkeypatch.setattr(agreement, "_check_in_child", in_child)
+    # The same registry, stores and catalog: the kept verdict, no child.
+    assert agreement.check(settings, online=True, offline=True) == []
+    assert asked == []
+    # Other sinks asked about, or another registry (a `feast apply`): checked again.
+    assert agreement.check(settings, online=False, offline=True) == ["online: differs"]
+    registry.write_bytes(registry.read_bytes() + b"\0")
+    assert agreement.check(settings, online=True, offline=True) == ["online: differs"]
+    assert asked == [False, True]
+    # A SQL registry is Feast's to read: never kept.
+    sql_registry = settings.model_copy(update={"feast_registry_type": "sql"})
+    assert agreement.verdict_key(sql_registry, online=True, offline=True) is None
