@@ -21,9 +21,9 @@ from multiprocessing.process import BaseProcess
 from typing import IO, Any
 
 from stream.errors import ReplayError
-from stream.replay.run import ReplayReport, replay
+from stream.replay.run import ReplayReport, replay, replay_sinks
 from stream.replay.shard import Shard, split
-from stream.replay.sources import archive_source
+from stream.replay.sources import archive_count, archive_source
 from stream.replay.span import ReplayRange
 from stream.settings import Settings
 
@@ -33,14 +33,12 @@ Message = tuple[str, int, Any]
 
 @dataclass
 class QueueMeter:
-    """A shard's progress, sent to the parent's display instead of drawn."""
+    """A shard's progress, sent to the parent's display instead of drawn; the parent knows the
+    total (it counted the range once for all shards)."""
 
     queue: Any  # a multiprocessing queue (its class is not importable for typing)
     index: int
     total: int | None
-
-    def __post_init__(self) -> None:
-        self.queue.put(("total", self.index, self.total))
 
     def update(self, n: int, force: bool = False) -> None:
         if n:
@@ -72,7 +70,8 @@ def run_shard(
         report = replay(
             settings,
             span,
-            partial(archive_source, settings, span, shard=shard),
+            # The parent counts the range once for all shards: no shard's count to hash its way.
+            partial(archive_source, settings, span, shard=shard, count=False),
             "postgres",
             online=online,
             fresh=fresh,
@@ -116,7 +115,8 @@ def replay_sharded(
     began = time.monotonic()
     # Once for every shard's writer: each check imports Feast in a process of its own, seconds
     # of a core that N shards would otherwise each spend at their start.
-    agreed = registry_verdict(settings)
+    agreed = registry_verdict(settings, replay_sinks(online))
+    total = archive_count(settings, span)
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     shards = split(processes)
@@ -131,18 +131,13 @@ def replay_sharded(
     ]
     for process in started:
         process.start()
-    progress = Progress(None, progress_out, label=f"replay, {processes} shards,")
-    totals: dict[int, int | None] = {}
+    progress = Progress(total, progress_out, label=f"replay, {processes} shards,")
     reports: dict[int, ReplayReport] = {}
     failed: dict[int, str] = {}
 
     def handle(message: Message) -> None:
         kind, index, value = message
-        if kind == "total":
-            totals[index] = value
-            if len(totals) == processes and None not in totals.values():
-                progress.total = sum(v for v in totals.values() if v is not None)
-        elif kind == "done":
+        if kind == "done":
             progress.update(value)
         elif kind == "report":
             reports[index] = value

@@ -19,8 +19,7 @@ class Meter(Protocol):
 class Progress:
     """A bar with rate and ETA on a terminal; a plain line every few seconds otherwise.
 
-    `total` may be set later (a sharded run knows it once every shard has counted its events);
-    `note` is appended to each line (how many shards are done).
+    `total` may be set later; `note` is appended to each line (how many shards are done).
     """
 
     def __init__(

@@ -7,11 +7,14 @@ read it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import queue
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import orjson
 import psycopg
@@ -27,6 +30,12 @@ from stream.settings import Settings
 
 CHUNK_EVENTS: Final = 20_000
 Chunk = list[tuple[Event, Message]]
+# The message every archived event is replayed with. The archive keeps each event's Kafka origin
+# and its query orders ties by it; the aggregation reads a message for nothing but the changelog
+# partition of the state it changed, which replay has none of. One shared message instead of one
+# made per event: a tenth of replay's per-event work in its main process
+# (docs/decisions/0027-replay-per-event-costs.md).
+ARCHIVED: Final = Message("raw_events", 0, 0, None, b"")
 
 
 @dataclass
@@ -36,20 +45,61 @@ class SourceStats:
 
 
 def archive_source(
-    settings: Settings, span: ReplayRange, stats: SourceStats, shard: Shard | None = None
+    settings: Settings,
+    span: ReplayRange,
+    stats: SourceStats,
+    shard: Shard | None = None,
+    count: bool = True,
 ) -> Iterator[Chunk]:
     """The raw-event archive, in event-time order; ties in the order the worker received them.
 
     With a shard, only its users' events: Postgres computes the shard's hash
-    (stream/replay/shard.py), so each shard reads and decodes its own users alone.
+    (stream/replay/shard.py), so each shard reads and decodes its own users alone. `count=False`
+    leaves `stats.total` unknown: the shards of `--processes N` leave the count to their parent,
+    which makes it once for all of them (`archive_count`) without the hash. The next chunk is
+    read while the caller computes the last one (`read_ahead`).
     """
+    where, args = _range(span, shard)
+    with _connect(settings) as conn:
+        if count:
+            total = conn.execute(f"SELECT count(*) FROM raw_events WHERE {where}", args).fetchone()  # noqa: S608
+            stats.total = int(total[0]) if total else 0
+        # A named (server-side) cursor streams the rows: memory does not grow with the range.
+        with conn.cursor(name="aurora_replay") as cur:
+            cur.itersize = CHUNK_EVENTS
+            cur.execute(
+                f"SELECT event::text FROM raw_events WHERE {where} "  # noqa: S608
+                "ORDER BY event_timestamp, source_topic, source_partition, source_offset, event_id",
+                args,
+            )
+
+            def chunks() -> Iterator[Chunk]:
+                while rows := cur.fetchmany(CHUNK_EVENTS):
+                    yield [(orjson.loads(text), ARCHIVED) for (text,) in rows]
+
+            yield from read_ahead(chunks())
+
+
+def archive_count(settings: Settings, span: ReplayRange) -> int:
+    """The archived events a replay of the range reads, for all shards at once."""
+    where, args = _range(span, None)
+    with _connect(settings) as conn:
+        total = conn.execute(f"SELECT count(*) FROM raw_events WHERE {where}", args).fetchone()  # noqa: S608
+    return int(total[0]) if total else 0
+
+
+def _range(span: ReplayRange, shard: Shard | None) -> tuple[str, tuple[object, ...]]:
     where = "event_timestamp >= %s AND event_timestamp < %s"
     args: tuple[object, ...] = (span.read_from, span.end)
     if shard is not None and shard.count > 1:
         where += f" AND {SQL_SHARD} = %s"
         args = (*args, shard.count, shard.index)
+    return where, args
+
+
+def _connect(settings: Settings) -> psycopg.Connection[tuple[Any, ...]]:
     try:
-        conn = psycopg.connect(
+        return psycopg.connect(
             settings.postgres_conninfo(), options=f"-c search_path={settings.postgres_schema}"
         )
     except psycopg.OperationalError as exc:
@@ -57,23 +107,48 @@ def archive_source(
         raise ReplayError(
             f"cannot reach Postgres at {pg.host}:{pg.port}/{pg.database}: {exc}"
         ) from exc
-    with conn:
-        total = conn.execute(f"SELECT count(*) FROM raw_events WHERE {where}", args).fetchone()  # noqa: S608
-        stats.total = int(total[0]) if total else 0
-        # A named (server-side) cursor streams the rows: memory does not grow with the range.
-        with conn.cursor(name="aurora_replay") as cur:
-            cur.itersize = CHUNK_EVENTS
-            cur.execute(
-                "SELECT event::text, source_topic, source_partition, source_offset "  # noqa: S608
-                f"FROM raw_events WHERE {where} "
-                "ORDER BY event_timestamp, source_topic, source_partition, source_offset, event_id",
-                args,
-            )
-            while rows := cur.fetchmany(CHUNK_EVENTS):
-                yield [
-                    (orjson.loads(text), Message(topic or "", part or 0, offset or 0, None, b""))
-                    for text, topic, part, offset in rows
-                ]
+
+
+_DONE: Final = object()
+
+
+def read_ahead(chunks: Iterator[Chunk], depth: int = 2) -> Generator[Chunk, None, None]:
+    """`chunks`, made up to `depth` ahead in a thread: Postgres prepares the next rows while the
+    caller computes (the fetch waited on the server for 7% of the main process's time). Closing
+    this generator stops the thread before the caller closes the cursor under it."""
+    ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        """Put `item` once there is room; False once the caller has stopped reading."""
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                ready.put(item, timeout=0.1)
+                return True
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not offer(chunk):
+                    return
+            offer(_DONE)
+        except BaseException as exc:  # raised in the caller, which reads it next
+            offer(exc)
+
+    reader = threading.Thread(target=read, name="replay-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]  # a Chunk: the reader puts nothing else
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                ready.get_nowait()
+        reader.join()
 
 
 def jsonl_source(path: Path, span: ReplayRange, stats: SourceStats) -> Iterator[Chunk]:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from functools import partial
 
-from stream.replay import sources
+from stream.replay import run, sources
 from stream.replay.run import replay
 from stream.replay.shard import Shard
 from stream.replay.sources import Chunk, SourceStats, archive_source
@@ -21,6 +21,7 @@ def replay_slowly(
     """`--shard K/N` as the CLI runs it, in small chunks with a pause after each."""
     # What the tests monkeypatch in process, set in this spawned one.
     sources.CHUNK_EVENTS = chunk_events  # type: ignore[misc]  # Final for the code, not here
+    run.CHECKPOINT_EVERY_S = 0.0  # a checkpoint after each chunk, for the test to watch
     archive = partial(archive_source, settings, span, shard=shard)
 
     def slow(stats: SourceStats) -> Iterator[Chunk]:
