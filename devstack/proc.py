@@ -44,10 +44,14 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def children(pid: int) -> list[int]:
-    """The pids of a process's children (every thread's), from /proc."""
+    """The pids of a process's children (every thread's), from /proc. A thread that ends while
+    they are read has none left: it is passed over."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found.extend(int(c) for c in (task / "children").read_text().split())
+        try:
+            found.extend(int(c) for c in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue
     return found
 
 
