@@ -9,7 +9,8 @@ of the run's own (dropped afterwards, so other runs' events never count). Then, 
   aggregation the worker and replay share);
 - replay: `stream.replay.run.replay` from the archive, offline writes included (what `make replay`
   does), after Feast is imported once (its import takes seconds, once per process; reported as
-  `feast_startup_s`).
+  `feast_startup_s`) and the registry checked against the catalog (seconds, once per registry,
+  then kept; `registry_check_s`).
 
 The stream's rate is the worker's from the ingest benchmark of the same `make bench` run (or
 `bench/results/ingest.json` when this runs alone).
@@ -60,12 +61,13 @@ from stream.catalog import EVENT_TYPES
 from stream.core.ingest import Ingestor
 from stream.core.records import ArchiveRow, Message
 from stream.featurestore.env import open_store
-from stream.replay.run import replay
+from stream.replay.run import replay, replay_sinks
 from stream.replay.shard import Shard, shard_of
 from stream.replay.sources import SourceStats, archive_source
 from stream.replay.span import ReplayRange, parse_moment
 from stream.settings import Settings, get_settings
 from stream.sinks.archive import ArchiveSink
+from stream.sinks.writer import registry_verdict
 
 ARCHIVE_CHUNK = 50_000
 # The application_name of this benchmark's Postgres connections (libpq reads PGAPPNAME), so that
@@ -191,26 +193,31 @@ class CpuSplit:
 
 
 def replay_command(
-    settings: Settings, span: ReplayRange, processes: int
+    settings: Settings, span: ReplayRange, processes: int, checkout: Path | None = None
 ) -> tuple[int, float, dict[str, Any]]:
     """`python -m stream replay --processes N` as an operator runs it; events, wall seconds and
     the CPU split. Its own process, so that the shards and writers it spawns import what the
-    command imports, not this benchmark's modules (spawn imports the parent's main module)."""
+    command imports, not this benchmark's modules (spawn imports the parent's main module).
+    With `checkout`, that checkout's replay (its `stream` package, run from its folder, with its
+    `.venv` when it has one): the baseline of a before-and-after comparison."""
     labels = (
         {1: "replay main", 2: "writer"}
         if processes == 1
         else {1: "display", 2: "shard processes", 3: "shard writers"}
     )
     split = CpuSplit(labels)
+    python = sys.executable
+    if checkout is not None and (checkout / ".venv" / "bin" / "python").exists():
+        python = str(checkout / ".venv" / "bin" / "python")
     began = time.monotonic()
     done = subprocess.run(
         [
-            sys.executable, "-m", "stream", "replay", "--source", "postgres", "--fresh",
+            python, "-m", "stream", "replay", "--source", "postgres", "--fresh",
             "--from", span.start.isoformat(), "--to", span.end.isoformat(),
             "--processes", str(processes),
         ],
         env={**os.environ, **settings.to_env(), "PGAPPNAME": APP_NAME},
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, cwd=checkout,
     )  # fmt: skip
     seconds = time.monotonic() - began
     cpu = split.stop()
@@ -223,46 +230,53 @@ def replay_command(
 
 
 def sharded_rounds(
-    settings: Settings, span: ReplayRange, processes: int, rounds: int
+    settings: Settings,
+    span: ReplayRange,
+    processes: int,
+    rounds: int,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
-    """`make replay` with 1 and with `processes` shards, alternating, `rounds` times each."""
+    """`make replay` with 1 and with `processes` shards, alternating, `rounds` times each; with
+    a `baseline` checkout, its replay too, run after each of this one's (same archive, same
+    machine, interleaved: the before and after of a change)."""
     runs: list[dict[str, Any]] = []
+    codes: list[Path | None] = [None] if baseline is None else [None, baseline]
     for number in range(rounds):
         for n in (1, processes):
-            events, seconds, cpu = replay_command(settings, span, n)
-            rate = events / seconds
-            runs.append(
-                {
-                    "round": number + 1,
-                    "processes": n,
-                    "events": events,
-                    "seconds": round(seconds, 2),
-                    "events_per_s": round(rate),
-                    **{k: v for k, v in cpu.items() if k != "seconds"},
-                    "us_per_event": {k: round(v / events * 1e6, 1) for k, v in cpu["cpu_s"].items()}
-                    | {"postgres": round(cpu["postgres_backends_cpu_s"] / events * 1e6, 1)},
-                }
-            )
-            print(
-                f"  round {number + 1}, {n} process(es): {rate:,.0f} ev/s, "
-                f"{cpu['cores_busy']} cores busy, CPU {cpu['cpu_s']}, postgres "
-                f"{cpu['postgres_backends_cpu_s']} s",
-                flush=True,
-            )
+            for checkout in codes:
+                events, seconds, cpu = replay_command(settings, span, n, checkout)
+                rate = events / seconds
+                runs.append(
+                    {
+                        "round": number + 1,
+                        "processes": n,
+                        "code": "this" if checkout is None else "baseline",
+                        "events": events,
+                        "seconds": round(seconds, 2),
+                        "events_per_s": round(rate),
+                        **{k: v for k, v in cpu.items() if k != "seconds"},
+                        "us_per_event": {
+                            k: round(v / events * 1e6, 1) for k, v in cpu["cpu_s"].items()
+                        }
+                        | {"postgres": round(cpu["postgres_backends_cpu_s"] / events * 1e6, 1)},
+                    }
+                )
+                print(
+                    f"  round {number + 1}, {n} process(es)"
+                    f"{'' if checkout is None else ', baseline'}: {rate:,.0f} ev/s, "
+                    f"{cpu['cores_busy']} cores busy, CPU {cpu['cpu_s']}, postgres "
+                    f"{cpu['postgres_backends_cpu_s']} s",
+                    flush=True,
+                )
 
-    def mean_rate(n: int) -> float:
-        rates = [float(r["events_per_s"]) for r in runs if r["processes"] == n]
-        return sum(rates) / len(rates)
+    def rates(n: int, code: str = "this") -> list[float]:
+        return [float(r["events_per_s"]) for r in runs if r["processes"] == n and r["code"] == code]
 
-    per_round = [
-        round(
-            next(r for r in runs if r["round"] == k and r["processes"] == processes)["events_per_s"]
-            / next(r for r in runs if r["round"] == k and r["processes"] == 1)["events_per_s"],
-            3,
-        )
-        for k in range(1, rounds + 1)
-    ]
-    return {
+    def mean_rate(n: int, code: str = "this") -> float:
+        return sum(rates(n, code)) / len(rates(n, code))
+
+    per_round = [round(many / one, 3) for one, many in zip(rates(1), rates(processes), strict=True)]
+    result: dict[str, Any] = {
         "processes": processes,
         "rounds": rounds,
         "runs": runs,
@@ -272,6 +286,23 @@ def sharded_rounds(
         "speedup_per_round": per_round,
         "target": {"speedup": 1.6, "met": mean_rate(processes) / mean_rate(1) >= 1.6},
     }
+    if baseline is not None:
+        result["baseline"] = {
+            "checkout": str(baseline),
+            "commit": subprocess.run(
+                ["git", "-C", str(baseline), "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip(),
+            "one_events_per_s": round(mean_rate(1, "baseline")),
+            "many_events_per_s": round(mean_rate(processes, "baseline")),
+            "this_over_baseline": {
+                "1": round(mean_rate(1) / mean_rate(1, "baseline"), 3),
+                str(processes): round(mean_rate(processes) / mean_rate(processes, "baseline"), 3),
+            },
+        }
+    return result
 
 
 def redis_bytes(
@@ -360,6 +391,7 @@ def run(
     stream_eps: float | None = None,
     processes: int = 2,
     rounds: int = 2,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     os.environ["PGAPPNAME"] = APP_NAME  # inherited by the shard and writer processes
     load_before = os.getloadavg()  # how shared the machine was: rates depend on it
@@ -387,6 +419,11 @@ def run(
         open_store(settings)
         startup_s = time.monotonic() - began
         gcpolicy.settle()  # freeze what Feast's import made too, outside the start-up figure
+        # The registry check (Feast's import in a child process), made once per registry and
+        # kept (stream/featurestore/agreement.py): start-up, timed on its own, not per event.
+        began = time.monotonic()
+        registry_verdict(settings, replay_sinks(online=False))
+        check_s = time.monotonic() - began
         source = partial(archive_source, settings, span)
         split = CpuSplit({1: "writer"}, own="replay main")
         report = replay(settings, span, source, "archive", fresh=True, progress_out=io.StringIO())
@@ -406,7 +443,7 @@ def run(
         python_n, python_s = read_shard_in_python(settings, span, half)
         assert sql_n == python_n, (sql_n, python_n)
         print(f"  sharded replay, 1 against {processes} processes ...", flush=True)
-        shards = sharded_rounds(settings, span, processes, rounds)
+        shards = sharded_rounds(settings, span, processes, rounds, baseline)
     finally:
         drop_schema(settings)
     streamed = stream_rate(stream_eps)
@@ -434,6 +471,7 @@ def run(
             "events_per_s": round(report.rate),
             "peak_rss_mib": round(peak_rss, 1),
             "feast_startup_s": round(startup_s, 2),
+            "registry_check_s": round(check_s, 2),
             "cpu": replay_cpu,
         },
         "shard_read": {
@@ -466,8 +504,16 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2, help="shards to compare with one")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of 1 and N")
     parser.add_argument("--name", default="replay")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (a git worktree of an older commit, its native core built) whose "
+        "replay runs interleaved with this one's in the sharded rounds: before and after",
+    )
     args = parser.parse_args()
-    report = run(args.events, args.days, args.stream_rate, args.processes, args.rounds)
+    report = run(
+        args.events, args.days, args.stream_rate, args.processes, args.rounds, args.baseline
+    )
     write_result(args.name, report)
     r, ratios = report["replay"], report["ratios"]
     print(

@@ -192,8 +192,9 @@ def postgres_section(results: Results) -> list[str]:
         f" and one feature snapshot row ({_n(snapshot)} bytes); measured on tables of"
         f" {_n(storage['archived_rows'])} and {_n(storage['snapshot_rows'])} fresh rows"
         f" ({_source(results, 'replay')}, `storage`, `pg_total_relation_size`). Linear in events"
-        " (an assumption: a larger index costs a little more a row). Tables partitioned by time"
-        " (#30) may change the bytes a row: rerun the benchmark after that change.",
+        " (an assumption: a larger index costs a little more a row), in the day-partitioned"
+        " tables of migration 0008; the growth benchmark measures a full day's writes at"
+        " 50M rows ([bench/README.md](../bench/README.md)).",
         "",
         "| users | events a day | archive a day | snapshots a day | total a day | 30 days |",
         "|---|---|---|---|---|---|",
@@ -215,7 +216,8 @@ def backfill_section(results: Results) -> list[str]:
         return _missing("Backfill", "replay")
     one = float(sharded["one_events_per_s"])
     compute = float(replay["compute"]["events_per_s"])
-    runs = sharded["runs"]
+    # This code's runs alone: a `--baseline` run's are an older checkout's.
+    runs = [r for r in sharded["runs"] if r.get("code", "this") == "this"]
 
     def mean(n: int, key: str) -> float:
         chosen = [r for r in runs if r["processes"] == n]
@@ -235,8 +237,8 @@ def backfill_section(results: Results) -> list[str]:
         f" too, so that the windows start full: those events are aggregated (at the"
         f" compute-only rate, {_n(compute)} events/s) but write nothing. One shard replays"
         f" {_n(one)} events/s ({_source(results, 'replay')}, `sharded`, 1 process, start-up"
-        f" included; {_n(shard_us, 1)} us of CPU an event in its processes: the replay, its"
-        f" writer, the registry check; {_n(pg_us, 1)} us in the Postgres backends serving it)."
+        f" included; {_n(shard_us, 1)} us of CPU an event in its processes: the replay and its"
+        f" writer; {_n(pg_us, 1)} us in the Postgres backends serving it)."
         " Measured points of the split on one 2-core machine:"
         f" 1 process {_n(one)} events/s, {many} processes {_n(sharded['many_events_per_s'])}"
         f" events/s ({sharded['speedup']}x). For 8 and 32 shards the time is divided by the"

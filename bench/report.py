@@ -119,7 +119,9 @@ def replay_rows(r: dict[str, Any]) -> list[str]:
             f"{_n(r['compute']['events_per_s'])} ev/s | {over} | >= 0.8 | {_met(over >= 0.8)} |"
         )
         n = sharded["processes"]
-        many = [u for u in sharded["runs"] if u["processes"] == n]
+        many = [
+            u for u in sharded["runs"] if u["processes"] == n and u.get("code", "this") == "this"
+        ]
         cpu = "; ".join(f"{k} {v}" for k, v in many[-1]["us_per_event"].items())
         rows.append(
             f"| replay, {n} shards against 1 ({sharded['rounds']} alternating rounds, start-up "
@@ -128,6 +130,16 @@ def replay_rows(r: dict[str, Any]) -> list[str]:
             f"ev/s | {sharded['speedup']}x (rounds {sharded['speedup_per_round']}) | >= 1.6x | "
             f"{_met(sharded['target']['met'])} |"
         )
+        base = sharded.get("baseline")
+        if base:  # `--baseline`: the same rounds with an older checkout's replay, interleaved
+            ratio = base["this_over_baseline"]
+            rows.append(
+                f"| replay against the baseline checkout ({base['commit']}), interleaved | "
+                f"1 process {_n(sharded['one_events_per_s'])}, {n} shards "
+                f"{_n(sharded['many_events_per_s'])} ev/s | baseline "
+                f"{_n(base['one_events_per_s'])} and {_n(base['many_events_per_s'])} ev/s | "
+                f"{ratio['1']}x and {ratio[str(n)]}x | - | - |"
+            )
     return rows
 
 

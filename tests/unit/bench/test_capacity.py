@@ -54,3 +54,16 @@ def test_figures_are_the_measured_costs_times_the_users() -> None:
 def test_missing_results_say_not_measured() -> None:
     text = page({})
     assert text.count("not measured") == 5
+
+
+def test_a_baseline_checkouts_runs_are_not_this_codes_costs() -> None:
+    measured = results()
+    runs = measured["replay"]["sharded"]["runs"]
+    # `bench_replay --baseline`: an older checkout's runs, interleaved, at twice the cost.
+    runs.append(
+        {"processes": 1, "code": "baseline", "events": 1_000, "replay_processes_cpu_s": 0.08,
+         "us_per_event": {"postgres": 20.0}}
+    )  # fmt: skip
+    text = page(measured)
+    assert "40.0 us of CPU an event in its processes" in text
+    assert "| 1,000,000 | 1,500,000,000 | 25.0 h (0.2) | 3.1 h (2.0) |" in text
