@@ -112,7 +112,7 @@ class Writes:
         future.result()
         self.rows_written += rows
         for view_name, users in clear.items():
-            self.checkpoint.cleared.setdefault(view_name, set()).update(users)
+            self.checkpoint.add_cleared(view_name, users)
         self.checkpoint.events_done = events_done
         self._unsaved = True
         now = time.monotonic()
