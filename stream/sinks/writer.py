@@ -71,18 +71,25 @@ def start(
 
 
 def registry_verdict(settings: Settings, sinks: Sequence[str] = SINKS) -> list[str] | None:
-    """`agreement.check` for the stores this repository lets a writer holding `sinks` write
-    without Feast, as its `OpenSinks` makes it (so that both find the same kept verdict); None
-    when there are none (every write goes through Feast)."""
+    """`agreement.check` for the stores a writer holding `sinks` would write without Feast, as
+    its `OpenSinks` makes it (so that both find the same kept verdict); None when there are none
+    (every write goes through Feast)."""
     from stream.featurestore import agreement
+
+    quick, snapshots = feast_free(settings, sinks)
+    if not (quick or snapshots):
+        return None
+    return agreement.check(settings, online=quick, offline=snapshots)
+
+
+def feast_free(settings: Settings, sinks: Sequence[str]) -> tuple[bool, bool]:
+    """Whether a writer holding `sinks` writes Redis, and the snapshot tables, without Feast:
+    the repository's stores are the ones the catalog's own sinks write."""
     from stream.sinks.redis_rows import plain_redis
     from stream.sinks.snapshots import plain_postgres
 
     quick = "online" in sinks and plain_redis(settings.feast_repo_path, settings.redis.cluster)
-    snapshots = "offline" in sinks and plain_postgres(settings.feast_repo_path)
-    if not (quick or snapshots):
-        return None
-    return agreement.check(settings, online=quick, offline=snapshots)
+    return quick, "offline" in sinks and plain_postgres(settings.feast_repo_path)
 
 
 def _warm_up() -> None:
@@ -169,17 +176,15 @@ class OpenSinks:
     def __init__(
         self, settings: Settings, names: Sequence[str], agreed: list[str] | None = None
     ) -> None:
-        from stream.sinks.redis_rows import RedisOnlineSink, plain_redis
-        from stream.sinks.snapshots import plain_postgres
+        from stream.sinks.redis_rows import RedisOnlineSink
 
         self.ready: dict[str, Sink] = {}
         self.error: BaseException | None = None
-        quick = "online" in names and plain_redis(settings.feast_repo_path, settings.redis.cluster)
+        quick, snapshots = feast_free(settings, names)
         if quick:
             online = RedisOnlineSink(settings)
             with_retry(online.setup, "online set-up")
             self.ready["online"] = online
-        snapshots = "offline" in names and plain_postgres(settings.feast_repo_path)
         self._opening = threading.Thread(
             target=self._open,
             args=(settings, list(names), quick, snapshots, agreed),
