@@ -62,8 +62,7 @@ def archive_source(
     where, args = _range(span, shard)
     with _connect(settings) as conn:
         if count:
-            total = conn.execute(f"SELECT count(*) FROM raw_events WHERE {where}", args).fetchone()  # noqa: S608
-            stats.total = int(total[0]) if total else 0
+            stats.total = _count(conn, where, args)
         # A named (server-side) cursor streams the rows: memory does not grow with the range.
         with conn.cursor(name="aurora_replay") as cur:
             cur.itersize = CHUNK_EVENTS
@@ -82,9 +81,12 @@ def archive_source(
 
 def archive_count(settings: Settings, span: ReplayRange) -> int:
     """The archived events a replay of the range reads, for all shards at once."""
-    where, args = _range(span, None)
     with _connect(settings) as conn:
-        total = conn.execute(f"SELECT count(*) FROM raw_events WHERE {where}", args).fetchone()  # noqa: S608
+        return _count(conn, *_range(span, None))
+
+
+def _count(conn: psycopg.Connection[tuple[Any, ...]], where: str, args: tuple[object, ...]) -> int:
+    total = conn.execute(f"SELECT count(*) FROM raw_events WHERE {where}", args).fetchone()  # noqa: S608
     return int(total[0]) if total else 0
 
 
