@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.common import RESULTS
+from bench.report import own_runs
 
 PAGE: Final = Path(__file__).resolve().parents[1] / "docs" / "capacity.md"
 USERS: Final = (100_000, 1_000_000, 10_000_000)
@@ -216,8 +217,7 @@ def backfill_section(results: Results) -> list[str]:
         return _missing("Backfill", "replay")
     one = float(sharded["one_events_per_s"])
     compute = float(replay["compute"]["events_per_s"])
-    # This code's runs alone: a `--baseline` run's are an older checkout's.
-    runs = [r for r in sharded["runs"] if r.get("code", "this") == "this"]
+    runs = own_runs(sharded)
 
     def mean(n: int, key: str) -> float:
         chosen = [r for r in runs if r["processes"] == n]

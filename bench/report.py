@@ -101,6 +101,12 @@ def access_rows(r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def own_runs(sharded: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sharded rounds' runs of the code measured, not of a `--baseline` checkout (results
+    from before `--baseline` have no `code`)."""
+    return [r for r in sharded["runs"] if r.get("code", "this") == "this"]
+
+
 def replay_rows(r: dict[str, Any]) -> list[str]:
     p, x = r["replay"], r["ratios"]
     rows = [
@@ -119,9 +125,7 @@ def replay_rows(r: dict[str, Any]) -> list[str]:
             f"{_n(r['compute']['events_per_s'])} ev/s | {over} | >= 0.8 | {_met(over >= 0.8)} |"
         )
         n = sharded["processes"]
-        many = [
-            u for u in sharded["runs"] if u["processes"] == n and u.get("code", "this") == "this"
-        ]
+        many = [u for u in own_runs(sharded) if u["processes"] == n]
         cpu = "; ".join(f"{k} {v}" for k, v in many[-1]["us_per_event"].items())
         rows.append(
             f"| replay, {n} shards against 1 ({sharded['rounds']} alternating rounds, start-up "
